@@ -1,0 +1,14 @@
+// Registers the binding's parts with Node; nothing else lives here.
+#include "binding.h"
+
+namespace {
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  tsgi::binding::init_decoders(env, exports);
+  tsgi::binding::init_encoders(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tsgi, init)

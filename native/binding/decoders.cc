@@ -1,0 +1,215 @@
+// The decoders as JavaScript classes: one push per socket read returns every event of that
+// read as one flat array (four slots an event, layout in src/native.ts), params as one array
+// of strings, body bytes as offsets into the pushed chunk (no copy). Bad input is an ERROR
+// event, never a throw.
+#include <string>
+
+#include "../fastcgi/codec.h"
+#include "../status.h"
+#include "../uwsgi/codec.h"
+#include "binding.h"
+
+namespace tsgi::binding {
+
+Napi::Value byte_string(Napi::Env env, const uint8_t* data, size_t size) {
+  napi_value out;
+  napi_status s = napi_create_string_latin1(env, reinterpret_cast<const char*>(data), size, &out);
+  NAPI_THROW_IF_FAILED(env, s, Napi::Value());
+  return Napi::Value(env, out);
+}
+
+namespace {
+
+// Appends events to a JS array as the codec reports them.
+class EventList {
+ public:
+  EventList(Napi::Env env, const uint8_t* base) : env_(env), base_(base), out_(Napi::Array::New(env)) {}
+
+  void add(uint32_t kind, Napi::Value a, Napi::Value b, Napi::Value c) {
+    out_.Set(n_++, Napi::Number::New(env_, kind));
+    out_.Set(n_++, a);
+    out_.Set(n_++, b);
+    out_.Set(n_++, c);
+  }
+  void add(uint32_t kind, double a, double b, double c) {
+    add(kind, num(a), num(b), num(c));
+  }
+  Napi::Value num(double v) { return Napi::Number::New(env_, v); }
+  Napi::Value strings(const std::vector<Span>& spans) {
+    Napi::Array list = Napi::Array::New(env_, spans.size());
+    for (uint32_t i = 0; i < spans.size(); i++) list.Set(i, byte_string(env_, spans[i].data, spans[i].size));
+    return list;
+  }
+  // Offset of a body slice in the chunk given to this push.
+  double offset_of(const uint8_t* p) const { return static_cast<double>(p - base_); }
+  void error(const Error& e) {
+    add(kError, num(static_cast<double>(e.status)), num(static_cast<double>(e.offset)),
+        Napi::String::New(env_, e.reason));
+  }
+  Napi::Array result() const { return out_; }
+
+ protected:
+  Napi::Env env_;
+  const uint8_t* base_;
+  Napi::Array out_;
+  uint32_t n_ = 0;
+};
+
+class FastCgiEvents final : public EventList, public fastcgi::Sink {
+ public:
+  using EventList::EventList;
+  void on_begin(uint16_t id, uint16_t role, uint8_t flags) override { add(kBegin, id, role, flags); }
+  void on_overloaded(uint16_t id) override { add(kOverloaded, id, 0, 0); }
+  void on_params(uint16_t id, const std::vector<Span>& pairs) override {
+    add(kParams, num(id), strings(pairs), num(0));
+  }
+  void on_stdin(uint16_t id, const uint8_t* data, size_t size) override {
+    add(kStdin, id, offset_of(data), static_cast<double>(size));
+  }
+  void on_stdin_end(uint16_t id) override { add(kStdinEnd, id, 0, 0); }
+  void on_data(uint16_t id, const uint8_t* data, size_t size) override {
+    add(kData, id, offset_of(data), static_cast<double>(size));
+  }
+  void on_data_end(uint16_t id) override { add(kDataEnd, id, 0, 0); }
+  void on_abort(uint16_t id) override { add(kAbort, id, 0, 0); }
+  void on_get_values(const std::vector<Span>& pairs) override {
+    add(kGetValues, num(0), strings(pairs), num(0));
+  }
+  void on_unknown_type(uint8_t type) override { add(kUnknownType, 0, type, 0); }
+};
+
+class UwsgiEvents final : public EventList, public uwsgi::Sink {
+ public:
+  using EventList::EventList;
+  void on_request(uint8_t modifier1, uint8_t modifier2, const std::vector<Span>& vars,
+                  uint64_t content_length) override {
+    add(kRequest, num(modifier1 + 256.0 * modifier2), strings(vars), num(static_cast<double>(content_length)));
+  }
+  void on_body(const uint8_t* data, size_t size) override {
+    add(kBody, 0, offset_of(data), static_cast<double>(size));
+  }
+  void on_body_end() override { add(kBodyEnd, 0, 0, 0); }
+};
+
+// The chunk of a push: any Uint8Array (a Buffer is one).
+bool chunk_of(const Napi::CallbackInfo& info, const uint8_t*& data, size_t& size) {
+  if (info.Length() < 1 || !info[0].IsTypedArray()) return false;
+  Napi::TypedArray array = info[0].As<Napi::TypedArray>();
+  if (array.TypedArrayType() != napi_uint8_array) return false;
+  Napi::Uint8Array bytes = array.As<Napi::Uint8Array>();
+  data = bytes.Data();
+  size = bytes.ByteLength();
+  return true;
+}
+
+class FastCgiDecoder : public Napi::ObjectWrap<FastCgiDecoder> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "FastCgiDecoder",
+                       {InstanceMethod<&FastCgiDecoder::push>("push"),
+                        InstanceMethod<&FastCgiDecoder::end>("end"),
+                        InstanceMethod<&FastCgiDecoder::release>("release"),
+                        InstanceAccessor<&FastCgiDecoder::active_requests>("activeRequests")});
+  }
+
+  // (maxParams, maxRequests): checked by src/native.ts.
+  explicit FastCgiDecoder(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<FastCgiDecoder>(info),
+        decoder_(fastcgi::Limits{static_cast<size_t>(info[0].As<Napi::Number>().Int64Value()),
+                                 static_cast<size_t>(info[1].As<Napi::Number>().Int64Value())}) {}
+
+ private:
+  Napi::Value push(const Napi::CallbackInfo& info) {
+    const uint8_t* data = nullptr;
+    size_t size = 0;
+    if (!chunk_of(info, data, size)) {
+      Napi::TypeError::New(info.Env(), "push takes a Uint8Array").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    FastCgiEvents events(info.Env(), data);
+    if (decoder_.push(data, size, events) != Status::kOk) events.error(decoder_.error());
+    return events.result();
+  }
+  Napi::Value end(const Napi::CallbackInfo& info) {
+    FastCgiEvents events(info.Env(), nullptr);
+    if (decoder_.end() != Status::kOk) events.error(decoder_.error());
+    return events.result();
+  }
+  Napi::Value release(const Napi::CallbackInfo& info) {
+    decoder_.release(static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value()));
+    return info.Env().Undefined();
+  }
+  Napi::Value active_requests(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(decoder_.active_requests()));
+  }
+
+  fastcgi::Decoder decoder_;
+};
+
+class UwsgiDecoder : public Napi::ObjectWrap<UwsgiDecoder> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "UwsgiDecoder",
+                       {InstanceMethod<&UwsgiDecoder::push>("push"), InstanceMethod<&UwsgiDecoder::end>("end")});
+  }
+
+  // (maxParams): checked by src/native.ts.
+  explicit UwsgiDecoder(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<UwsgiDecoder>(info),
+        decoder_(uwsgi::Limits{static_cast<size_t>(info[0].As<Napi::Number>().Int64Value())}) {}
+
+ private:
+  Napi::Value push(const Napi::CallbackInfo& info) {
+    const uint8_t* data = nullptr;
+    size_t size = 0;
+    if (!chunk_of(info, data, size)) {
+      Napi::TypeError::New(info.Env(), "push takes a Uint8Array").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    UwsgiEvents events(info.Env(), data);
+    if (decoder_.push(data, size, events) != Status::kOk) events.error(decoder_.error());
+    return events.result();
+  }
+  Napi::Value end(const Napi::CallbackInfo& info) {
+    UwsgiEvents events(info.Env(), nullptr);
+    if (decoder_.end() != Status::kOk) events.error(decoder_.error());
+    return events.result();
+  }
+
+  uwsgi::Decoder decoder_;
+};
+
+}  // namespace
+
+void init_decoders(Napi::Env env, Napi::Object exports) {
+  exports.Set("FastCgiDecoder", FastCgiDecoder::define(env));
+  exports.Set("UwsgiDecoder", UwsgiDecoder::define(env));
+
+  Napi::Object events = Napi::Object::New(env);
+  const std::pair<const char*, Event> names[] = {
+      {"BEGIN", kBegin},           {"PARAMS", kParams},   {"STDIN", kStdin},     {"STDIN_END", kStdinEnd},
+      {"DATA", kData},             {"DATA_END", kDataEnd}, {"ABORT", kAbort},     {"GET_VALUES", kGetValues},
+      {"UNKNOWN_TYPE", kUnknownType}, {"OVERLOADED", kOverloaded}, {"REQUEST", kRequest}, {"BODY", kBody},
+      {"BODY_END", kBodyEnd},      {"ERROR", kError},
+  };
+  for (const auto& [name, value] : names) events.Set(name, Napi::Number::New(env, value));
+  exports.Set("events", events);
+
+  Napi::Array statuses = Napi::Array::New(env);
+  uint32_t i = 0;
+#define TSGI_STATUS_NAME(id, name) statuses.Set(i++, Napi::String::New(env, name));
+  TSGI_STATUS_LIST(TSGI_STATUS_NAME)
+#undef TSGI_STATUS_NAME
+  exports.Set("statuses", statuses);
+
+  Napi::Object limits = Napi::Object::New(env);
+  limits.Set("defaultMaxParams", Napi::Number::New(env, fastcgi::kDefaultMaxParams));
+  limits.Set("maxParamsCeiling", Napi::Number::New(env, fastcgi::kMaxParamsCeiling));
+  limits.Set("maxNameBytes", Napi::Number::New(env, fastcgi::kMaxNameBytes));
+  limits.Set("defaultMaxRequests", Napi::Number::New(env, fastcgi::kDefaultMaxRequests));
+  limits.Set("maxRequestsCeiling", Napi::Number::New(env, fastcgi::kMaxRequestsCeiling));
+  limits.Set("maxRecordContent", Napi::Number::New(env, fastcgi::kMaxRecordContent));
+  exports.Set("limits", limits);
+}
+
+}  // namespace tsgi::binding

@@ -1,0 +1,224 @@
+// The one place that finds and loads the native bridge (native/binding), checks the
+// arguments JavaScript hands it (the C++ side trusts them, better-sqlite3's split) and gives
+// its results TypeScript types. The decoders' event layout below is a cross-language contract
+// with native/binding/decoders.cc.
+
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import { nativeStatusCode, tsgiError, type ErrorCode } from "./errors.ts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Where the addon may be: TSGI_NATIVE (an ASan or debug build) first, then node-gyp's and cmake-js's outputs. */
+function candidates(): string[] {
+  const env = process.env.TSGI_NATIVE;
+  return [
+    ...(env ? [env] : []),
+    join(root, "build", "Release", "tsgi.node"),
+    join(root, "build-cmake", "Release", "tsgi.node"),
+    join(root, "build-cmake", "tsgi.node"),
+    join(root, "build", "Debug", "tsgi.node"),
+  ];
+}
+
+interface RawDecoder {
+  push(chunk: Uint8Array): RawEvents;
+  end(): RawEvents;
+}
+interface RawFastCgiDecoder extends RawDecoder {
+  release(id: number): void;
+  readonly activeRequests: number;
+}
+interface Binding {
+  events: Record<EventName, number>;
+  statuses: string[];
+  limits: {
+    defaultMaxParams: number;
+    maxParamsCeiling: number;
+    maxNameBytes: number;
+    defaultMaxRequests: number;
+    maxRequestsCeiling: number;
+    maxRecordContent: number;
+  };
+  FastCgiDecoder: new (maxParams: number, maxRequests: number) => RawFastCgiDecoder;
+  UwsgiDecoder: new (maxParams: number) => RawDecoder;
+  fcgiEncodeStream(type: number, id: number, data: Uint8Array | string, maxContent: number): Buffer;
+  fcgiEncodeStreamEnd(type: number, id: number): Buffer;
+  fcgiEncodeEndRequest(id: number, appStatus: number, protocolStatus: number): Buffer;
+  fcgiEncodeBeginRequest(id: number, role: number, flags: number): Buffer;
+  fcgiEncodeAbortRequest(id: number): Buffer;
+  fcgiEncodeUnknownType(type: number): Buffer;
+  fcgiEncodePairs(pairs: string[]): Buffer;
+  fcgiFrameResponse(id: number, data: Uint8Array | string | null, end: boolean, appStatus: number): Buffer;
+  uwsgiEncodeRequest(vars: string[], modifier1: number, modifier2: number): Buffer;
+}
+
+function load(): Binding {
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const path of candidates()) {
+    if (!existsSync(path)) {
+      tried.push(`${path}: absent`);
+      continue;
+    }
+    try {
+      return require(path) as Binding;
+    } catch (err) {
+      tried.push(`${path}: ${(err as Error).message}`);
+    }
+  }
+  throw tsgiError("TSGI_ERR_NATIVE_LOAD", { reason: tried.join("; ") });
+}
+
+export const binding: Binding = load();
+
+export type EventName =
+  | "BEGIN" | "PARAMS" | "STDIN" | "STDIN_END" | "DATA" | "DATA_END" | "ABORT" | "GET_VALUES"
+  | "UNKNOWN_TYPE" | "OVERLOADED" | "REQUEST" | "BODY" | "BODY_END" | "ERROR";
+
+/**
+ * Event kinds as the binding numbers them. A push returns a flat array, four slots an event:
+ *
+ * | kind | [1] | [2] | [3] |
+ * |---|---|---|---|
+ * | BEGIN | id | role | flags |
+ * | PARAMS | id | string[] (name0, value0, …) | 0 |
+ * | STDIN, DATA | id | offset in the pushed chunk | length |
+ * | STDIN_END, DATA_END, ABORT, OVERLOADED | id | 0 | 0 |
+ * | GET_VALUES | 0 | string[] | 0 |
+ * | UNKNOWN_TYPE | 0 | record type | 0 |
+ * | REQUEST | modifier1 + 256 × modifier2 | string[] | contentLength |
+ * | BODY | 0 | offset in the pushed chunk | length |
+ * | BODY_END | 0 | 0 | 0 |
+ * | ERROR | index into `statuses` | stream offset | reason |
+ *
+ * Strings are byte strings (latin1: one char per byte). Body offsets index the chunk given to
+ * that push, so `chunk.subarray(off, off + len)` is the body without a copy.
+ */
+export const EVENT = binding.events;
+export type RawEvents = (number | string | string[])[];
+export const EVENT_WIDTH = 4;
+export const LIMITS = binding.limits;
+
+export interface CodecError {
+  /** The native status name, e.g. `FCGI_VERSION`. */
+  status: string;
+  code: ErrorCode;
+  /** Absolute byte offset in the connection's stream. */
+  offset: number;
+  reason: string;
+}
+
+/** The error at `events[i]` (an ERROR event) as a CodecError. */
+export function codecError(events: RawEvents, i: number): CodecError {
+  const status = binding.statuses[events[i + 1] as number]!;
+  return { status, code: nativeStatusCode(status), offset: events[i + 2] as number, reason: events[i + 3] as string };
+}
+
+function checkInt(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw tsgiError("TSGI_ERR_NATIVE_ARGUMENT", { reason: `${name} must be an integer from ${min} to ${max}, got ${value}` });
+  }
+  return value;
+}
+
+function checkBytes(name: string, value: unknown): void {
+  if (!(value instanceof Uint8Array) && typeof value !== "string") {
+    throw tsgiError("TSGI_ERR_NATIVE_ARGUMENT", { reason: `${name} must be a Uint8Array or a string` });
+  }
+}
+
+// Byte strings carry one byte per char: a char above U+00FF cannot be sent as-is.
+const NOT_LATIN1 = /[^\x00-\xff]/;
+function checkByteStrings(name: string, list: string[]): void {
+  if (!Array.isArray(list) || list.length % 2 !== 0) {
+    throw tsgiError("TSGI_ERR_NATIVE_ARGUMENT", { reason: `${name} must be a flat [name, value, …] array` });
+  }
+  for (const s of list) {
+    if (typeof s !== "string" || NOT_LATIN1.test(s)) {
+      throw tsgiError("TSGI_ERR_NATIVE_ARGUMENT", { reason: `${name} holds a non-string or a char above U+00FF: ${JSON.stringify(s)}` });
+    }
+  }
+}
+
+export interface FastCgiLimits {
+  /** Bytes of one request's params stream (`max-params`). */
+  maxParams?: number;
+  /** Requests active at once on one connection (`FCGI_MAX_REQS`). */
+  maxRequests?: number;
+}
+
+export type FastCgiDecoder = RawFastCgiDecoder;
+export type UwsgiDecoder = RawDecoder;
+
+export function createFastCgiDecoder(limits: FastCgiLimits = {}): FastCgiDecoder {
+  const maxParams = checkInt("maxParams", limits.maxParams ?? LIMITS.defaultMaxParams, 1, LIMITS.maxParamsCeiling);
+  const maxRequests = checkInt("maxRequests", limits.maxRequests ?? LIMITS.defaultMaxRequests, 1, LIMITS.maxRequestsCeiling);
+  return new binding.FastCgiDecoder(maxParams, maxRequests);
+}
+
+export function createUwsgiDecoder(limits: { maxParams?: number } = {}): UwsgiDecoder {
+  const maxParams = checkInt("maxParams", limits.maxParams ?? LIMITS.defaultMaxParams, 1, LIMITS.maxParamsCeiling);
+  return new binding.UwsgiDecoder(maxParams);
+}
+
+/** FastCGI encoders (FastCGI 1.0 §3.3, §5, §8). Strings given as content are sent as UTF-8. */
+export const fcgi = {
+  /** Content of a stream type in records of at most `maxContent` bytes, padded to 8; empty content gives an empty buffer. */
+  stream(type: number, id: number, data: Uint8Array | string, maxContent: number = LIMITS.maxRecordContent): Buffer {
+    checkInt("type", type, 0, 255);
+    checkInt("id", id, 0, 0xffff);
+    checkBytes("data", data);
+    checkInt("maxContent", maxContent, 8, 0xffff);
+    return binding.fcgiEncodeStream(type, id, data, maxContent);
+  },
+  streamEnd(type: number, id: number): Buffer {
+    return binding.fcgiEncodeStreamEnd(checkInt("type", type, 0, 255), checkInt("id", id, 0, 0xffff));
+  },
+  endRequest(id: number, appStatus: number, protocolStatus: number): Buffer {
+    return binding.fcgiEncodeEndRequest(
+      checkInt("id", id, 0, 0xffff),
+      checkInt("appStatus", appStatus, 0, 0xffffffff),
+      checkInt("protocolStatus", protocolStatus, 0, 255),
+    );
+  },
+  beginRequest(id: number, role: number, flags: number): Buffer {
+    return binding.fcgiEncodeBeginRequest(checkInt("id", id, 0, 0xffff), checkInt("role", role, 0, 0xffff), checkInt("flags", flags, 0, 255));
+  },
+  abortRequest(id: number): Buffer {
+    return binding.fcgiEncodeAbortRequest(checkInt("id", id, 0, 0xffff));
+  },
+  unknownType(type: number): Buffer {
+    return binding.fcgiEncodeUnknownType(checkInt("type", type, 0, 255));
+  },
+  /** Name-value pairs (§3.4) from byte strings [name0, value0, …], without a record header. */
+  pairs(pairs: string[]): Buffer {
+    checkByteStrings("pairs", pairs);
+    return binding.fcgiEncodePairs(pairs);
+  },
+  /**
+   * The hot path of a response: `data` as STDOUT records and, when `end`, the empty STDOUT
+   * and FCGI_END_REQUEST(appStatus, FCGI_REQUEST_COMPLETE), in one buffer. Arguments are
+   * trusted: the protocol server passes them straight from its own state.
+   */
+  frameResponse(id: number, data: Uint8Array | string | null, end: boolean, appStatus: number): Buffer {
+    return binding.fcgiFrameResponse(id, data, end, appStatus);
+  },
+};
+
+/** uwsgi encoder (clients and tests): the 4-byte header and the vars block. */
+export const uwsgi = {
+  request(vars: string[], modifier1 = 0, modifier2 = 0): Buffer {
+    checkByteStrings("vars", vars);
+    checkInt("modifier1", modifier1, 0, 255);
+    checkInt("modifier2", modifier2, 0, 255);
+    let size = 0;
+    for (const s of vars) size += 2 + s.length;
+    if (size > 0xffff) {
+      throw tsgiError("TSGI_ERR_NATIVE_ARGUMENT", { reason: `uwsgi vars take ${size} bytes; datasize is 16-bit (65535 at most)` });
+    }
+    return binding.uwsgiEncodeRequest(vars, modifier1, modifier2);
+  },
+};
