@@ -131,36 +131,31 @@ export function decodeAll(decoder: EventDecoder, chunks: Iterable<Uint8Array>, r
   return log;
 }
 
-function joinBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
-
 /**
  * The split-independent form of a log: adjacent STDIN/DATA/BODY chunks of one request joined,
  * data shown as hex, error reasons dropped (native and oracle may word them differently),
  * nothing after the first error.
  */
 export function canonical(log: Event[]): unknown[] {
-  const joined: Event[] = [];
+  // Runs of adjacent chunks are gathered first and joined once: byte-by-byte feeds of large
+  // bodies would make pairwise joining quadratic.
+  const joined: { ev: Event; parts?: Uint8Array[] }[] = [];
   for (const ev of log) {
     const prev = joined.at(-1);
     if (
-      prev &&
+      prev?.parts &&
       (ev.type === "STDIN" || ev.type === "DATA" || ev.type === "BODY") &&
-      prev.type === ev.type &&
-      (ev.type === "BODY" || (prev as { id: number }).id === (ev as { id: number }).id)
+      prev.ev.type === ev.type &&
+      (ev.type === "BODY" || (prev.ev as { id: number }).id === (ev as { id: number }).id)
     ) {
-      joined[joined.length - 1] = { ...prev, data: joinBytes((prev as { data: Uint8Array }).data, ev.data) } as Event;
+      prev.parts.push(ev.data);
       continue;
     }
-    joined.push(ev);
+    joined.push("data" in ev ? { ev, parts: [ev.data] } : { ev });
     if (ev.type === "ERROR") break;
   }
-  return joined.map((ev) => {
-    if ("data" in ev) return { ...ev, data: Buffer.from(ev.data).toString("hex") };
+  return joined.map(({ ev, parts }) => {
+    if (parts) return { ...ev, data: Buffer.concat(parts).toString("hex") };
     if (ev.type === "ERROR") return { type: "ERROR", status: ev.status, offset: ev.offset };
     return ev;
   });
