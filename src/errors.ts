@@ -97,6 +97,85 @@ export const ERRORS = {
     message: "uwsgi connection closed before the request was complete",
     fix: "The front server went away mid-request (client abort, restart, timeout); check its error log.",
   },
+  // ---- environ (the request stops before the application) ----
+  TSGI_ERR_ENVIRON_PATH_NOT_UTF8: {
+    message: "the request path does not decode as UTF-8",
+    httpStatus: 400,
+    fix: "The client sent percent-escapes that are not UTF-8 (e.g. %FF); nothing to fix on the server.",
+  },
+  TSGI_ERR_ENVIRON_OUTSIDE_MOUNT: {
+    message: "path {path} is outside the site's mount {mount}",
+    httpStatus: 404,
+    fix: "The front server passes paths the site does not own: align its location/ProxyPass prefix with the site's mount.",
+  },
+  // ---- the application's side of the contract ----
+  TSGI_ERR_APP_BODY_TYPE: {
+    message: "the application returned {type} as its body; {hint}",
+    httpStatus: 500,
+    fix: "Return an iterable (or async iterable) of Uint8Array/string chunks, e.g. [body].",
+  },
+  TSGI_ERR_APP_NO_START_RESPONSE: {
+    message: "the application produced body data (or ended) without calling start_response",
+    httpStatus: 500,
+    fix: "Call startResponse(status, headers) before yielding the first chunk.",
+  },
+  TSGI_ERR_APP_TIMEOUT: {
+    message: "the request ran longer than request-timeout ({timeout})",
+    httpStatus: 504,
+    fix: "Make the handler faster, or raise the site's request-timeout.",
+  },
+  TSGI_ERR_APP_CLIENT_GONE: {
+    message: "the client or the front server gave up on the request ({reason})",
+    fix: "Nothing to fix: tsgi.signal told the application; check the front server's timeouts if it happens often.",
+  },
+  TSGI_ERR_APP_IMPORT: {
+    message: "cannot import the application module {module}: {reason}",
+    fix: "Check the path (relative to the site's cwd) and run the module with node --import tsx to see the error.",
+  },
+  TSGI_ERR_APP_NOT_CALLABLE: {
+    message: "{module} exports no callable {callable}: found {found}",
+    fix: "Export the application function under that name (export const application = ...), or name the export after a colon: module.ts:name.",
+  },
+  // ---- the response ----
+  TSGI_ERR_RESPONSE_STATUS: {
+    message: "invalid status {status}: expected three digits, a space and a reason, e.g. \"200 OK\"",
+    httpStatus: 500,
+    fix: "Pass startResponse a status like \"404 Not Found\".",
+  },
+  TSGI_ERR_RESPONSE_HEADER: {
+    message: "invalid response header: {reason}",
+    httpStatus: 500,
+    fix: "Headers are [name, value] pairs of strings; names are HTTP tokens, values have no CR, LF or NUL.",
+  },
+  TSGI_ERR_RESPONSE_HOP_BY_HOP: {
+    message: "hop-by-hop header {name} is not allowed in a response (the front server owns the connection)",
+    httpStatus: 500,
+    fix: "Remove the header: Connection, Keep-Alive, Transfer-Encoding, Upgrade, TE, Trailer and Proxy-* belong to the front server.",
+  },
+  TSGI_ERR_RESPONSE_STARTED_TWICE: {
+    message: "start_response called a second time without excInfo",
+    httpStatus: 500,
+    fix: "Call startResponse again only from an error handler, passing the caught error as excInfo.",
+  },
+  TSGI_ERR_RESPONSE_CHUNK: {
+    message: "a body chunk of type {type}: chunks are Uint8Array or string",
+    httpStatus: 500,
+    fix: "Yield Buffers, Uint8Arrays or strings from the body.",
+  },
+  // ---- configuration ----
+  TSGI_ERR_CONFIG_LISTEN: {
+    message: "listen {listen} is not PROTO:HOST:PORT or PROTO:unix:PATH with PROTO fastcgi, uwsgi or http",
+    fix: "Write it as fastcgi:127.0.0.1:9000, uwsgi:unix:/run/tsgi/site.sock or http:[::1]:8000.",
+  },
+  TSGI_ERR_CONFIG_INVALID: {
+    message: "{where}: {reason}",
+    fix: "The message names the site and key; `tsgi check -c tsgi.toml` lists every error at once.",
+  },
+  // ---- process groups ----
+  TSGI_ERR_POOL_BOOT: {
+    message: "site {site}: a worker failed to start: {reason}",
+    fix: "Fix the error shown (usually the application's import), then reload.",
+  },
   // ---- native bridge ----
   TSGI_ERR_NATIVE_LOAD: {
     message: "cannot load the native bridge ({reason})",

@@ -1,0 +1,61 @@
+// Loads a site's application from `MODULE:CALLABLE` (DESIGN §3): MODULE a path relative to
+// the working directory or absolute (.ts, .mts, .cts, .js, .mjs, .cjs — TypeScript without a
+// build step, through tsx) or a package specifier; CALLABLE defaults to `application`.
+
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { tsgiError } from "../errors.ts";
+import type { Application } from "../gateway/request.ts";
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/;
+
+export function splitAppSpec(spec: string): { module: string; callable: string } {
+  const colon = spec.lastIndexOf(":");
+  if (colon > 0 && IDENTIFIER.test(spec.slice(colon + 1))) {
+    return { module: spec.slice(0, colon), callable: spec.slice(colon + 1) };
+  }
+  return { module: spec, callable: "application" };
+}
+
+function moduleUrl(module: string, cwd: string): string {
+  const looksLikePath = module.startsWith(".") || isAbsolute(module) || /\.(m|c)?(t|j)s$/.test(module);
+  if (looksLikePath) {
+    const path = resolve(cwd, module);
+    if (!existsSync(path)) throw tsgiError("TSGI_ERR_APP_IMPORT", { module, reason: `${path} does not exist` });
+    return pathToFileURL(path).href;
+  }
+  try {
+    return pathToFileURL(createRequire(resolve(cwd, "package.json")).resolve(module)).href;
+  } catch (err) {
+    throw tsgiError("TSGI_ERR_APP_IMPORT", { module, reason: (err as Error).message });
+  }
+}
+
+/** Imports the module (running its top-level code) and returns the callable. */
+export async function loadApplication(spec: string, cwd: string = process.cwd()): Promise<Application> {
+  const { module, callable } = splitAppSpec(spec);
+  const url = moduleUrl(module, cwd);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (err) {
+    throw tsgiError("TSGI_ERR_APP_IMPORT", { module, reason: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  }
+  let value: unknown = mod;
+  for (const part of callable.split(".")) value = (value as Record<string, unknown> | undefined)?.[part];
+  // A CommonJS module arrives as { default: module.exports }.
+  if (value === undefined && mod.default && typeof mod.default === "object") {
+    value = (mod.default as Record<string, unknown>)[callable];
+  }
+  value = await value;
+  if (typeof value !== "function") {
+    throw tsgiError("TSGI_ERR_APP_NOT_CALLABLE", {
+      callable,
+      module,
+      found: value === undefined ? `nothing (exports: ${Object.keys(mod).join(", ") || "none"})` : typeof value,
+    });
+  }
+  return value as Application;
+}

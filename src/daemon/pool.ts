@@ -1,0 +1,221 @@
+// A site's process group, seen from the master (mod_wsgi's WSGIDaemonProcess, PHP-FPM's
+// pool): forks `processes` workers through node:cluster with shared listening handles (the
+// master binds once; each worker accepts), replaces a worker that dies, retries one that
+// dies at boot with exponential backoff and marks the site failed after a few tries, reloads
+// by starting new workers before stopping old ones, and stops gracefully.
+
+import cluster, { type Worker } from "node:cluster";
+import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs";
+import type { Logger } from "../log.ts";
+import { describeListen, parseListen, type ListenSpec } from "./listen.ts";
+import { WORKER_BOOT_ERROR, type WorkerConfig, type WorkerMessage } from "./worker.ts";
+
+export type PoolState = "starting" | "running" | "reloading" | "failed" | "stopping" | "stopped";
+
+export interface PoolConfig extends Omit<WorkerConfig, "index" | "multiprocess"> {
+  processes: number;
+  socketMode: number;
+  env: Record<string, string>;
+  clearEnv: boolean;
+  settings: string | null;
+}
+
+interface Slot {
+  worker: Worker;
+  index: number;
+  generation: number;
+  ready: boolean;
+  startedAt: number;
+  /** Why the previous worker in this slot went away. */
+  lastRestart: string | null;
+}
+
+const BOOT_ATTEMPTS = 5;
+const BACKOFF_MS = 100;
+
+export class Pool {
+  state: PoolState = "starting";
+  failure: string | null = null;
+  readonly #cfg: PoolConfig;
+  readonly #log: Logger;
+  readonly #specs: ListenSpec[];
+  #slots = new Map<number, Slot>();
+  #generation = 0;
+  #bootFailures = 0;
+  #socketsPrepared = false;
+
+  constructor(cfg: PoolConfig, log: Logger) {
+    this.#cfg = cfg;
+    this.#log = log;
+    this.#specs = cfg.listen.map(parseListen);
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+  }
+
+  get workers(): { pid: number; index: number; ready: boolean; uptime: number; lastRestart: string | null }[] {
+    return [...this.#slots.values()].map((s) => ({
+      pid: s.worker.process.pid ?? 0,
+      index: s.index,
+      ready: s.ready,
+      uptime: (Date.now() - s.startedAt) / 1000,
+      lastRestart: s.lastRestart,
+    }));
+  }
+
+  /** Starts the group; resolves with the addresses once every worker is ready, rejects if they cannot boot. */
+  async start(): Promise<string[]> {
+    this.#prepareSockets();
+    const generation = ++this.#generation;
+    const ready = await Promise.all(Array.from({ length: this.#cfg.processes }, (_, i) => this.#spawn(i + 1, generation, null)));
+    this.state = "running";
+    return ready[0] ?? [];
+  }
+
+  /** New workers start and are ready before the old ones stop accepting and drain. */
+  async reload(): Promise<void> {
+    if (this.state === "stopping" || this.state === "stopped") return;
+    this.state = "reloading";
+    this.#bootFailures = 0;
+    const old = [...this.#slots.values()];
+    const generation = ++this.#generation;
+    try {
+      await Promise.all(old.map((s) => this.#spawn(s.index, generation, "reload")));
+    } catch (err) {
+      this.#log.error("reload failed; the old workers keep serving", err);
+      this.state = "running";
+      return;
+    }
+    for (const s of old) this.#retire(s);
+    this.state = "running";
+  }
+
+  /** Graceful stop: workers stop accepting, finish their requests, exit; then TERM, then KILL. */
+  async stop(): Promise<void> {
+    this.state = "stopping";
+    const slots = [...this.#slots.values()];
+    await Promise.all(slots.map((s) => this.#retire(s)));
+    this.#removeSockets();
+    this.state = "stopped";
+  }
+
+  /** SIGINT twice: stop at once. */
+  kill(): void {
+    this.state = "stopping";
+    for (const s of this.#slots.values()) s.worker.process.kill("SIGKILL");
+    this.#removeSockets();
+  }
+
+  #workerEnv(index: number): Record<string, string> {
+    const cfg: WorkerConfig = {
+      site: this.#cfg.site,
+      index,
+      app: this.#cfg.app,
+      cwd: this.#cfg.cwd,
+      listen: this.#cfg.listen,
+      mount: this.#cfg.mount,
+      debug: this.#cfg.debug,
+      maxParams: this.#cfg.maxParams,
+      maxBody: this.#cfg.maxBody,
+      requestTimeout: this.#cfg.requestTimeout,
+      headerTimeout: this.#cfg.headerTimeout,
+      gracefulTimeout: this.#cfg.gracefulTimeout,
+      maxConnections: this.#cfg.maxConnections,
+      multiprocess: this.#cfg.processes > 1,
+    };
+    const base = this.#cfg.clearEnv ? {} : (process.env as Record<string, string>);
+    const env: Record<string, string> = { ...base, ...this.#cfg.env, TSGI_WORKER: JSON.stringify(cfg) };
+    if (this.#cfg.clearEnv && process.env.PATH && !this.#cfg.env.PATH) env.PATH = process.env.PATH;
+    // `settings` goes verbatim into the workers' TSGI_SETTINGS_MODULE and wins over an inherited one.
+    if (this.#cfg.settings) env.TSGI_SETTINGS_MODULE = this.#cfg.settings;
+    return env;
+  }
+
+  #spawn(index: number, generation: number, reason: string | null): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const worker = cluster.fork(this.#workerEnv(index));
+      const slot: Slot = { worker, index, generation, ready: false, startedAt: Date.now(), lastRestart: reason };
+      let bootError: string | null = null;
+      worker.on("message", (msg: WorkerMessage) => {
+        if (msg.type === "boot-error") bootError = `${msg.code}: ${msg.message}`;
+        if (msg.type === "ready") {
+          slot.ready = true;
+          this.#bootFailures = 0;
+          // A newer generation's worker takes the slot; the old one is retired by reload().
+          this.#slots.set(index, slot);
+          this.#applySocketMode();
+          resolve(this.#specs.map((spec, i) => {
+            const a = msg.addresses[i];
+            return describeListen(spec, typeof a === "object" && a ? a.port : undefined);
+          }));
+        }
+      });
+      worker.on("exit", (code, signal) => {
+        if (this.#slots.get(index) === slot) this.#slots.delete(index);
+        if (!slot.ready) {
+          const why = bootError ?? `exited with ${signal ?? `status ${code}`} before it was ready`;
+          if (this.state === "stopping" || this.state === "stopped") return reject(new Error(why));
+          this.#bootFailures++;
+          if (code === WORKER_BOOT_ERROR || this.#bootFailures >= BOOT_ATTEMPTS) {
+            this.state = "failed";
+            this.failure = why;
+            this.#log.error(`site ${this.#cfg.site} failed: ${why}`);
+            return reject(new Error(why));
+          }
+          const delay = BACKOFF_MS * 2 ** (this.#bootFailures - 1);
+          this.#log.warn(`worker ${index} died at start-up (${why}); retrying in ${delay} ms`);
+          setTimeout(() => this.#spawn(index, generation, why).then(resolve, reject), delay);
+          return;
+        }
+        if (slot.generation !== this.#generation || this.state === "stopping" || this.state === "stopped") return;
+        if ((worker as Worker & { tsgiRetired?: boolean }).tsgiRetired) return;
+        // A crash: replace the worker; the others and their requests are untouched.
+        const why = signal ? `killed by ${signal}` : `exited with status ${code}`;
+        this.#log.error(`worker ${index} (pid ${worker.process.pid}) ${why}; starting a new one`);
+        void this.#spawn(index, generation, why).catch(() => undefined);
+      });
+    });
+  }
+
+  #retire(slot: Slot): Promise<void> {
+    const worker = slot.worker as Worker & { tsgiRetired?: boolean };
+    worker.tsgiRetired = true;
+    return new Promise((resolve) => {
+      if (worker.isDead()) return resolve();
+      const kill = setTimeout(() => {
+        this.#log.warn(`worker ${slot.index} (pid ${worker.process.pid}) did not stop within graceful-timeout; killing it`);
+        worker.process.kill("SIGKILL");
+      }, this.#cfg.gracefulTimeout + 2000);
+      worker.once("exit", () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      worker.send({ type: "stop" });
+    });
+  }
+
+  /** A stale unix socket left by a crash would make the bind fail with EADDRINUSE. */
+  #prepareSockets(): void {
+    if (this.#socketsPrepared) return;
+    this.#socketsPrepared = true;
+    for (const spec of this.#specs) {
+      if ("path" in spec && existsSync(spec.path) && lstatSync(spec.path).isSocket()) unlinkSync(spec.path);
+    }
+  }
+
+  #applySocketMode(): void {
+    for (const spec of this.#specs) {
+      if ("path" in spec && existsSync(spec.path)) chmodSync(spec.path, this.#cfg.socketMode);
+    }
+  }
+
+  #removeSockets(): void {
+    for (const spec of this.#specs) {
+      if ("path" in spec && existsSync(spec.path)) {
+        try {
+          unlinkSync(spec.path);
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }
+}

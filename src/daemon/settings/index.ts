@@ -1,0 +1,122 @@
+// Every site setting, declared once (gunicorn's way): its key in tsgi.toml, its type and
+// default, its check and its summary. The `tsgi serve` flags, the TOML validation of
+// `tsgi check` and the settings reference all derive from this table.
+
+export type SettingType = "string" | "int" | "bool" | "duration" | "size" | "list" | "mode" | "table";
+
+export interface Setting {
+  key: string;
+  type: SettingType;
+  default: unknown;
+  summary: string;
+  /** Inclusive bounds for int/duration/size values. */
+  min?: number;
+  max?: number;
+  /** Not a `tsgi serve` flag (only meaningful in a file). */
+  fileOnly?: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+export const SETTINGS: Setting[] = [
+  { key: "app", type: "string", default: null, summary: "the application, MODULE:CALLABLE (`:application` may be left out)", fileOnly: true },
+  { key: "listen", type: "list", default: [], summary: "where to listen: PROTO:HOST:PORT or PROTO:unix:PATH, PROTO one of fastcgi, uwsgi, http (repeatable)" },
+  { key: "settings", type: "string", default: null, summary: "TSGI_SETTINGS_MODULE for this site's workers" },
+  { key: "socket-mode", type: "mode", default: "0660", summary: "permissions of the site's unix sockets (octal)" },
+  { key: "socket-owner", type: "string", default: null, summary: "owner of the site's unix sockets" },
+  { key: "socket-group", type: "string", default: null, summary: "group of the site's unix sockets" },
+  { key: "processes", type: "int", default: 1, min: 1, max: 1024, summary: "workers in the site's process group" },
+  { key: "concurrency", type: "int", default: 100, min: 1, max: 65535, summary: "requests in the application at once per worker" },
+  { key: "cwd", type: "string", default: null, summary: "working directory of the workers" },
+  { key: "env", type: "table", default: {}, summary: "environment variables added for the workers", fileOnly: true },
+  { key: "clear-env", type: "bool", default: false, summary: "start workers from an empty environment plus `env` (as PHP-FPM does)" },
+  { key: "user", type: "string", default: null, summary: "user the workers run as (when started as root)" },
+  { key: "group", type: "string", default: null, summary: "group the workers run as (when started as root)" },
+  { key: "run-as-root", type: "bool", default: false, summary: "allow a site without `user` when started as root" },
+  { key: "mount", type: "string", default: "", summary: "SCRIPT_NAME of the site: the path prefix it is served under" },
+  { key: "max-requests", type: "int", default: 0, min: 0, summary: "recycle a worker after this many requests, with up to 10% jitter (0 = never)" },
+  { key: "request-timeout", type: "duration", default: 60_000, min: 0, summary: "abort a request running longer (504 if nothing was sent; 0 = never)" },
+  { key: "graceful-timeout", type: "duration", default: 30_000, min: 0, summary: "how long reload and stop wait for requests in flight" },
+  { key: "header-timeout", type: "duration", default: 10_000, min: 0, summary: "how long a connection may take to deliver a complete request head" },
+  { key: "inactivity-timeout", type: "duration", default: 0, min: 0, summary: "restart an idle group's workers after this long (0 = never)" },
+  { key: "max-connections", type: "int", default: 1024, min: 0, summary: "connections open at once per worker and listener (0 = no limit)" },
+  { key: "max-params", type: "size", default: 64 * 1024, min: 1, max: MiB, summary: "largest params/vars block of a request, bytes (up to 1 MiB)" },
+  { key: "max-body", type: "size", default: 0, min: 0, summary: "largest request body, bytes; over it 413 (0 = no limit)" },
+  { key: "status", type: "string", default: null, summary: "path of the per-group status page (only from allowed addresses)" },
+  { key: "debug", type: "bool", default: false, summary: "show exceptions to the client in 500 responses" },
+];
+
+export const SETTING_BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
+
+/** "60s", "500ms", "2m", "1h", or a plain number of seconds; to milliseconds. */
+export function parseDuration(value: unknown): number | null {
+  if (typeof value === "number") return Number.isFinite(value) && value >= 0 ? value * 1000 : null;
+  if (typeof value !== "string") return null;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
+  if (!m) return null;
+  const n = parseFloat(m[1]!);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  return Math.round(n * unit);
+}
+
+/** "64k", "1m", "1g" (binary units) or a plain number of bytes. */
+export function parseSize(value: unknown): number | null {
+  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : null;
+  if (typeof value !== "string") return null;
+  const m = /^\s*(\d+)\s*([kmg]i?b?)?\s*$/i.exec(value);
+  if (!m) return null;
+  const unit = { "": 1, k: 1024, m: MiB, g: 1024 * MiB }[(m[2]?.[0] ?? "").toLowerCase() as "" | "k" | "m" | "g"];
+  return parseInt(m[1]!, 10) * unit;
+}
+
+/**
+ * Converts a raw value (from TOML or a command-line string) to the setting's type, or
+ * returns the message that names the setting and what it allows.
+ */
+export function coerce(setting: Setting, raw: unknown, fromFlag = false): { value: unknown } | { error: string } {
+  const bad = (allowed: string) => ({ error: `${setting.key} must be ${allowed}, got ${JSON.stringify(raw)}` });
+  const bounded = (n: number, what: string) => {
+    if (setting.min !== undefined && n < setting.min) return bad(`${what} >= ${setting.min}`);
+    if (setting.max !== undefined && n > setting.max) return bad(`${what} <= ${setting.max}`);
+    return { value: n };
+  };
+  switch (setting.type) {
+    case "string":
+      return typeof raw === "string" ? { value: raw } : bad("a string");
+    case "int": {
+      const n = fromFlag && typeof raw === "string" && /^-?\d+$/.test(raw) ? Number(raw) : raw;
+      return typeof n === "number" && Number.isInteger(n) ? bounded(n, "an integer") : bad("an integer");
+    }
+    case "bool": {
+      if (typeof raw === "boolean") return { value: raw };
+      if (fromFlag && (raw === "true" || raw === "false")) return { value: raw === "true" };
+      return bad("true or false");
+    }
+    case "duration": {
+      const ms = parseDuration(fromFlag && typeof raw === "string" && /^\d+$/.test(raw) ? `${raw}s` : raw);
+      return ms === null ? bad('a duration such as "30s", "500ms" or "2m"') : bounded(ms, "a duration");
+    }
+    case "size": {
+      const n = parseSize(raw);
+      return n === null ? bad('a size in bytes such as 65536 or "64k"') : bounded(n, "a size");
+    }
+    case "mode": {
+      const s = typeof raw === "number" ? raw.toString(8) : raw;
+      return typeof s === "string" && /^0?[0-7]{3}$/.test(s) ? { value: parseInt(s, 8) } : bad('an octal mode such as "0660"');
+    }
+    case "list":
+      if (typeof raw === "string") return { value: [raw] };
+      return Array.isArray(raw) && raw.every((x) => typeof x === "string") ? { value: raw } : bad("a list of strings");
+    case "table":
+      return raw !== null && typeof raw === "object" && !Array.isArray(raw) && Object.values(raw).every((v) => typeof v === "string")
+        ? { value: raw }
+        : bad("a table of string values");
+  }
+}
+
+/** The defaults of every setting, keyed as in tsgi.toml. */
+export function defaults(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) out[s.key] = structuredClone(s.default);
+  return out;
+}

@@ -1,0 +1,175 @@
+// Builds a request's `environ` (DESIGN §1) from the params any protocol delivered: the CGI
+// keys as the front server sent them, the path split at the site's mount into SCRIPT_NAME
+// and PATH_INFO, and the `tsgi.*` keys. Every normalisation rule below says where the key
+// comes from and why it is changed; params are byte strings (one char per byte) from the
+// native decoders.
+
+import { tsgiError, type TsgiError } from "../errors.ts";
+import type { TsgiInput } from "./input.ts";
+
+export interface ErrorStream {
+  write(text: string): void;
+  flush(): void;
+}
+
+export type Chunk = Uint8Array | string;
+export type Body = (Iterable<Chunk> | AsyncIterable<Chunk>) & { close?: () => void | Promise<void> };
+export type FileWrapper = (pathOrFd: string | number, blockSize?: number) => Body;
+
+export interface Environ {
+  [key: string]: unknown;
+  REQUEST_METHOD: string;
+  SCRIPT_NAME: string;
+  PATH_INFO: string;
+  QUERY_STRING: string;
+  "tsgi.version": [1, 0];
+  "tsgi.url_scheme": "http" | "https";
+  "tsgi.input": TsgiInput;
+  "tsgi.errors": ErrorStream;
+  "tsgi.multithread": false;
+  "tsgi.multiprocess": boolean;
+  "tsgi.run_once": false;
+  "tsgi.input_terminated": true;
+  "tsgi.signal": AbortSignal;
+  "tsgi.file_wrapper": FileWrapper;
+}
+
+export interface EnvironContext {
+  /** The site's mount point: "" or "/prefix" without a trailing slash. */
+  mount: string;
+  input: TsgiInput;
+  errors: ErrorStream;
+  multiprocess: boolean;
+  signal: AbortSignal;
+  fileWrapper: FileWrapper;
+}
+
+/** Normalises a `mount` setting: "" or "/a/b" (no trailing slash). */
+export function normalizeMount(mount: string): string {
+  const trimmed = mount.replace(/\/+$/, "");
+  if (trimmed === "") return "";
+  return trimmed.startsWith("/") ? trimmed : `/${trimmed}`;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** A byte string (one char per byte) read as UTF-8; null when the bytes are not UTF-8. */
+function fromBytes(bytes: string): string | null {
+  if (!NON_ASCII.test(bytes)) return bytes;
+  try {
+    return utf8.decode(Buffer.from(bytes, "latin1"));
+  } catch {
+    return null;
+  }
+}
+
+/** Percent-decodes a byte string into a byte string (a bad escape stays as written, as nginx does). */
+function percentDecode(raw: string): string {
+  if (!raw.includes("%")) return raw;
+  return raw.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+/**
+ * Resolves "." and ".." segments (RFC 3986 §5.2.4) after decoding, so that an encoded
+ * "%2e%2e" cannot climb either; ".." at the root stays at the root. Repeated slashes are kept
+ * as sent (DESIGN §1): nginx merges them itself unless told not to, and then means it.
+ */
+function removeDotSegments(path: string): string {
+  if (!path.includes(".")) return path;
+  const segments = path.split("/");
+  const out: string[] = [];
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i]!;
+    const last = i === segments.length - 1;
+    if (s === ".") {
+      if (last) out.push("");
+    } else if (s === "..") {
+      if (out.length > 1) out.pop();
+      if (last) out.push("");
+    } else {
+      out.push(s);
+    }
+  }
+  return out.join("/");
+}
+
+/**
+ * The decoded path the front server decided on (DESIGN §1), as a byte string:
+ * - nginx `fastcgi_params` sends DOCUMENT_URI ($document_uri: decoded, after rewrites) and a
+ *   SCRIPT_NAME that is the same path; no PATH_INFO.
+ * - nginx `uwsgi_params` sends PATH_INFO = $document_uri and no SCRIPT_NAME; Apache
+ *   mod_proxy_uwsgi sends both, split at the ProxyPass prefix; Apache mod_proxy_fcgi sends
+ *   the whole decoded path as SCRIPT_NAME (PATH_INFO only with `proxy-fcgi-pathinfo`).
+ *   In each case SCRIPT_NAME + PATH_INFO is the whole decoded path.
+ * - REQUEST_URI (raw, as the client sent it) only where none of those came.
+ */
+function decidedPath(params: Record<string, string>): string {
+  if (params.DOCUMENT_URI) return params.DOCUMENT_URI;
+  if (params.SCRIPT_NAME || params.PATH_INFO) return (params.SCRIPT_NAME ?? "") + (params.PATH_INFO ?? "");
+  const uri = params.REQUEST_URI;
+  if (uri) {
+    const q = uri.indexOf("?");
+    return percentDecode(q < 0 ? uri : uri.slice(0, q));
+  }
+  return "/";
+}
+
+/**
+ * A name sent twice. nginx before 1.23 passes a repeated request header as two params
+ * (1.23+ merges them itself), so HTTP_* values are combined as HTTP does (RFC 9110 §5.3:
+ * ", "; cookies with "; ", RFC 6265 §5.4) and every front server gives the same environ.
+ * Any other repeated name keeps its last value, as PHP-FPM does.
+ */
+function repeated(name: string, prev: string, value: string): string {
+  if (!name.startsWith("HTTP_")) return value;
+  return name === "HTTP_COOKIE" ? `${prev}; ${value}` : `${prev}, ${value}`;
+}
+
+export type EnvironResult = { environ: Environ } | { error: TsgiError; httpStatus: 400 | 404 };
+
+/** The environ of one request, or the client error that stops it before the application. */
+export function buildEnviron(list: string[], ctx: EnvironContext): EnvironResult {
+  const params: Record<string, string> = {};
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    const name = list[i]!;
+    const value = list[i + 1]!;
+    const prev = params[name];
+    if (prev === undefined) params[name] = value;
+    else params[name] = repeated(name, prev, value);
+  }
+
+  const path = fromBytes(decidedPath(params));
+  if (path === null) {
+    return { error: tsgiError("TSGI_ERR_ENVIRON_PATH_NOT_UTF8", {}), httpStatus: 400 };
+  }
+  const resolved = removeDotSegments(path);
+  const mount = ctx.mount;
+  if (mount !== "" && resolved !== mount && !resolved.startsWith(`${mount}/`)) {
+    return { error: tsgiError("TSGI_ERR_ENVIRON_OUTSIDE_MOUNT", { path: resolved, mount }), httpStatus: 404 };
+  }
+
+  const environ = params as unknown as Environ;
+  environ.SCRIPT_NAME = mount;
+  environ.PATH_INFO = resolved.slice(mount.length);
+  environ.REQUEST_METHOD ??= "GET";
+  environ.QUERY_STRING ??= "";
+  // An empty CONTENT_TYPE/CONTENT_LENGTH is nginx's `$content_type` of a request without one:
+  // absent, not "" (DESIGN §1), so `"CONTENT_LENGTH" in environ` means a length was given.
+  if (params.CONTENT_TYPE === "") delete environ.CONTENT_TYPE;
+  if (params.CONTENT_LENGTH === "") delete environ.CONTENT_LENGTH;
+
+  const https = params.HTTPS?.toLowerCase();
+  environ["tsgi.version"] = [1, 0];
+  environ["tsgi.url_scheme"] =
+    https === "on" || https === "1" || params.REQUEST_SCHEME?.toLowerCase() === "https" ? "https" : "http";
+  environ["tsgi.input"] = ctx.input;
+  environ["tsgi.errors"] = ctx.errors;
+  environ["tsgi.multithread"] = false;
+  environ["tsgi.multiprocess"] = ctx.multiprocess;
+  environ["tsgi.run_once"] = false;
+  environ["tsgi.input_terminated"] = true;
+  environ["tsgi.signal"] = ctx.signal;
+  environ["tsgi.file_wrapper"] = ctx.fileWrapper;
+  return { environ };
+}

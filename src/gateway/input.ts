@@ -1,0 +1,211 @@
+// `tsgi.input`: the request body as a stream of bytes with backpressure. The protocol feeds
+// the chunks it decodes and is told to pause its socket while the application has more than
+// a high-water mark unread, so a large upload never sits in memory whole. It never yields a
+// byte past CONTENT_LENGTH; without one (a chunked upload streamed by the front server) it
+// ends where the stream ends.
+
+const EMPTY = new Uint8Array(0);
+const HIGH_WATER = 256 * 1024;
+const LOW_WATER = 64 * 1024;
+
+export interface InputFlow {
+  /** Stop (true) or resume (false) reading the socket for this body. */
+  pause(paused: boolean): void;
+}
+
+export class TsgiInput implements AsyncIterable<Uint8Array> {
+  readonly #limit: number;
+  readonly #flow: InputFlow | null;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #received = 0;
+  #ended = false;
+  #discarding = false;
+  #paused = false;
+  #error: Error | null = null;
+  #wake: (() => void) | null = null;
+
+  /** `contentLength` null: the body ends when the protocol says so (`finish`). */
+  constructor(contentLength: number | null, flow: InputFlow | null = null) {
+    this.#limit = contentLength ?? Number.POSITIVE_INFINITY;
+    this.#flow = flow;
+    if (this.#limit === 0) this.#ended = true;
+  }
+
+  /** An input that is already complete: a request without a body, or a body held whole. */
+  static of(body: Uint8Array = EMPTY): TsgiInput {
+    const input = new TsgiInput(body.length);
+    if (body.length > 0) {
+      input.#ended = false;
+      input.feed(body);
+    }
+    return input;
+  }
+
+  // ---- the protocol's side ----
+
+  /** The next body bytes from the wire; the chunk must stay unchanged afterwards (it is not copied). */
+  feed(chunk: Uint8Array): void {
+    if (this.#ended || chunk.length === 0) return;
+    const room = this.#limit - this.#received;
+    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    this.#received += part.length;
+    if (this.#received >= this.#limit) this.#ended = true;
+    if (!this.#discarding) {
+      this.#chunks.push(part);
+      this.#buffered += part.length;
+      if (!this.#paused && this.#buffered > HIGH_WATER && this.#flow) {
+        this.#paused = true;
+        this.#flow.pause(true);
+      }
+    }
+    this.#notify();
+  }
+
+  /** The body's stream ended (STDIN_END, BODY_END, the HTTP request's end). */
+  finish(): void {
+    this.#ended = true;
+    this.#notify();
+  }
+
+  /** The body will never complete (client gone, connection error): readers get `err`. */
+  fail(err: Error): void {
+    if (this.#ended && this.#chunks.length === 0) return;
+    this.#error = err;
+    this.#notify();
+  }
+
+  /** The response is over: whatever still arrives is dropped, and the socket flows again. */
+  discard(): void {
+    this.#discarding = true;
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#resume();
+  }
+
+  /** Bytes received so far (at most CONTENT_LENGTH). */
+  get received(): number {
+    return this.#received;
+  }
+
+  // ---- the application's side ----
+
+  /** Up to `size` bytes (all of the rest when `size` is absent or negative); empty at the end. */
+  async read(size?: number): Promise<Uint8Array> {
+    if (size === undefined || size < 0) {
+      while (!this.#ended) await this.#wait();
+      this.#check();
+      return this.#take(this.#buffered);
+    }
+    if (size === 0) return EMPTY;
+    while (this.#buffered < size && !this.#ended) await this.#wait();
+    this.#check();
+    return this.#take(Math.min(size, this.#buffered));
+  }
+
+  /** One line, "\n" included (at most `size` bytes when given); empty at the end. */
+  async readline(size?: number): Promise<Uint8Array> {
+    const max = size === undefined || size < 0 ? Number.POSITIVE_INFINITY : size;
+    for (;;) {
+      const nl = this.#indexOfNewline();
+      if (nl >= 0 && nl + 1 <= max) return this.#take(nl + 1);
+      if (this.#buffered >= max) return this.#take(max);
+      if (this.#ended) {
+        this.#check();
+        return this.#take(this.#buffered);
+      }
+      await this.#wait();
+    }
+  }
+
+  async readlines(): Promise<Uint8Array[]> {
+    const lines: Uint8Array[] = [];
+    for (;;) {
+      const line = await this.readline();
+      if (line.length === 0) return lines;
+      lines.push(line);
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      while (this.#chunks.length === 0 && !this.#ended && !this.#error) await this.#wait();
+      this.#check();
+      if (this.#chunks.length === 0) return;
+      const chunk = this.#chunks.shift()!;
+      this.#buffered -= chunk.length;
+      this.#maybeResume();
+      yield chunk;
+    }
+  }
+
+  // ---- internals ----
+
+  #check(): void {
+    if (this.#error && !(this.#ended && this.#chunks.length > 0)) throw this.#error;
+  }
+
+  // A reader that waits needs more bytes than are buffered (a whole-body read, a long line):
+  // the socket must flow whatever the high-water mark says.
+  #wait(): Promise<void> {
+    if (this.#error) return Promise.reject(this.#error);
+    this.#resume();
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  #maybeResume(): void {
+    if (this.#paused && this.#buffered <= LOW_WATER) this.#resume();
+  }
+
+  #resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#flow?.pause(false);
+  }
+
+  #indexOfNewline(): number {
+    let base = 0;
+    for (const chunk of this.#chunks) {
+      const i = chunk.indexOf(0x0a);
+      if (i >= 0) return base + i;
+      base += chunk.length;
+    }
+    return -1;
+  }
+
+  /** Removes and returns the first `n` buffered bytes (n <= buffered). */
+  #take(n: number): Uint8Array {
+    if (n === 0) return EMPTY;
+    const first = this.#chunks[0]!;
+    let out: Uint8Array;
+    if (first.length === n) {
+      this.#chunks.shift();
+      out = first;
+    } else if (first.length > n) {
+      this.#chunks[0] = first.subarray(n);
+      out = first.subarray(0, n);
+    } else {
+      out = new Uint8Array(n);
+      let at = 0;
+      while (at < n) {
+        const c = this.#chunks[0]!;
+        const part = Math.min(c.length, n - at);
+        out.set(c.subarray(0, part), at);
+        at += part;
+        if (part === c.length) this.#chunks.shift();
+        else this.#chunks[0] = c.subarray(part);
+      }
+    }
+    this.#buffered -= n;
+    this.#maybeResume();
+    return out;
+  }
+}

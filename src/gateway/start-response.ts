@@ -1,0 +1,98 @@
+// `start_response` with PEP 3333's rules (DESIGN §1): the status is "NNN Reason", headers
+// are [name, value] pairs of legal HTTP text, hop-by-hop headers are refused by name, the
+// headers are held until the first non-empty body chunk, a second call is allowed only with
+// `excInfo` and only until the headers went out (after that it rethrows), and the legacy
+// `write()` sends its bytes at once.
+
+import { tsgiError } from "../errors.ts";
+import type { Chunk } from "./environ.ts";
+
+export type Headers = [string, string][];
+export type Write = (chunk: Chunk) => void;
+export type StartResponse = (status: string, headers: Headers, excInfo?: unknown) => Write;
+
+// RFC 9110 §7.6.1: connection-specific header fields; the front server owns them.
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "trailers",
+  "transfer-encoding",
+  "upgrade",
+]);
+// RFC 9110 §5.6.2 token characters.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// A field value: visible text, spaces and tabs; no CR, LF or NUL (RFC 9110 §5.5), so a
+// header can never smuggle another one in.
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const STATUS = /^[1-9][0-9]{2} [\t\x20-\x7e\x80-\xff]*$/;
+
+/** Checks a status and headers; throws a coded error naming what is wrong. */
+export function checkResponseHead(status: unknown, headers: unknown): asserts headers is Headers {
+  if (typeof status !== "string" || !STATUS.test(status)) {
+    throw tsgiError("TSGI_ERR_RESPONSE_STATUS", { status: JSON.stringify(status) });
+  }
+  if (!Array.isArray(headers)) throw tsgiError("TSGI_ERR_RESPONSE_HEADER", { reason: "headers must be an array of [name, value] pairs" });
+  for (const pair of headers) {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
+      throw tsgiError("TSGI_ERR_RESPONSE_HEADER", { reason: `${JSON.stringify(pair)} is not a [name, value] pair of strings` });
+    }
+    const [name, value] = pair as [string, string];
+    if (!TOKEN.test(name)) throw tsgiError("TSGI_ERR_RESPONSE_HEADER", { reason: `header name ${JSON.stringify(name)} is not an HTTP token` });
+    if (!FIELD_VALUE.test(value)) {
+      throw tsgiError("TSGI_ERR_RESPONSE_HEADER", { reason: `header ${name} has a value with a control character (CR, LF, NUL, …)` });
+    }
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) throw tsgiError("TSGI_ERR_RESPONSE_HOP_BY_HOP", { name });
+    // The CGI response of FastCGI carries the status in its own Status header.
+    if (lower === "status") throw tsgiError("TSGI_ERR_RESPONSE_HEADER", { reason: "Status is not a header: pass it as start_response's status" });
+  }
+}
+
+/** The state of one response's head, shared by start_response and the server that sends it. */
+export class ResponseHead {
+  status: string | null = null;
+  headers: Headers = [];
+  /** Set by the server once the head went to the wire. */
+  sent = false;
+  /** The legacy write(): the server sends its chunk (and the head before it) at once. */
+  #write: (chunk: Uint8Array) => void;
+
+  constructor(write: (chunk: Uint8Array) => void) {
+    this.#write = write;
+  }
+
+  readonly startResponse: StartResponse = (status, headers, excInfo) => {
+    if (this.status !== null) {
+      if (excInfo === undefined || excInfo === null) throw tsgiError("TSGI_ERR_RESPONSE_STARTED_TWICE", {});
+      // PEP 3333: after the head went out, the only honest thing left is to re-raise.
+      if (this.sent) throw excInfo;
+    }
+    checkResponseHead(status, headers);
+    this.status = status;
+    this.headers = headers.map(([n, v]) => [n, v]);
+    return this.#legacyWrite;
+  };
+
+  readonly #legacyWrite: Write = (chunk) => {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+    if (!(bytes instanceof Uint8Array)) throw tsgiError("TSGI_ERR_RESPONSE_CHUNK", { type: typeof chunk });
+    this.#write(bytes);
+  };
+
+  /** The status code as a number (the head must have been started). */
+  get code(): number {
+    return parseInt(this.status!, 10);
+  }
+
+  /** The value of the first header called `name` (case-insensitive). */
+  header(name: string): string | undefined {
+    const lower = name.toLowerCase();
+    for (const [n, v] of this.headers) if (n.toLowerCase() === lower) return v;
+    return undefined;
+  }
+}

@@ -1,0 +1,59 @@
+// The logs a site writes: an error log of plain lines (time, level, site, message — what
+// nginx and PHP-FPM operators grep) and an access log in common log format with the
+// duration appended. Both go to a stream given by the caller (stderr / stdout by default).
+
+import { format } from "node:util";
+
+export interface Logger {
+  error(message: string, err?: unknown): void;
+  warn(message: string): void;
+  info(message: string): void;
+  /** One access-log line. */
+  access(entry: AccessEntry): void;
+}
+
+export interface AccessEntry {
+  remoteAddr: string;
+  method: string;
+  uri: string;
+  protocol: string;
+  status: number;
+  bytes: number;
+  durationMs: number;
+  user?: string;
+}
+
+export interface LogStreams {
+  error: { write(line: string): unknown };
+  access: { write(line: string): unknown } | null;
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** The time as common log format writes it: 10/Oct/2000:13:55:36 +0000 (UTC). */
+function clfTime(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return `${code ? `${String(code)}: ` : ""}${err.stack ?? err.message}`;
+  }
+  return format("%o", err);
+}
+
+export function createLogger(site: string, streams: LogStreams = { error: process.stderr, access: process.stdout }): Logger {
+  const line = (level: string, message: string) =>
+    streams.error.write(`${new Date().toISOString()} [${level}] [${site}] ${message}\n`);
+  return {
+    error: (message, err) => line("error", err === undefined ? message : `${message}: ${describe(err)}`),
+    warn: (message) => line("warn", message),
+    info: (message) => line("info", message),
+    access: (e) =>
+      streams.access?.write(
+        `${e.remoteAddr || "-"} - ${e.user || "-"} [${clfTime(new Date())}] "${e.method} ${e.uri} ${e.protocol}" ${e.status} ${e.bytes || "-"} ${e.durationMs.toFixed(3)}ms\n`,
+      ),
+  };
+}

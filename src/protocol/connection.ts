@@ -1,0 +1,58 @@
+// What every protocol server does with a connection besides decoding it: naming the peer
+// for log lines, the header timeout that bounds idle and half-sent connections, the
+// lingering close that drains an unread body instead of resetting it, and CONTENT_LENGTH.
+
+import type net from "node:net";
+
+/** "127.0.0.1:51234", or "unix:/run/tsgi/blog.sock" for a unix-socket peer. */
+export function describePeer(socket: net.Socket): string {
+  if (socket.remoteAddress) {
+    const addr = socket.remoteAddress.includes(":") ? `[${socket.remoteAddress}]` : socket.remoteAddress;
+    return `${addr}:${socket.remotePort}`;
+  }
+  const local = (socket as unknown as { server?: net.Server }).server?.address();
+  return typeof local === "string" ? `unix:${local}` : "unix socket";
+}
+
+/** Fires `onExpire` when armed for `ms` without being disarmed (0 = never). */
+export class HeaderTimer {
+  #timer: NodeJS.Timeout | null = null;
+  constructor(
+    readonly ms: number,
+    readonly onExpire: () => void,
+  ) {}
+  arm(): void {
+    if (this.ms <= 0) return;
+    this.disarm();
+    this.#timer = setTimeout(this.onExpire, this.ms);
+    this.#timer.unref();
+  }
+  disarm(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}
+
+/**
+ * Ends our side and keeps reading (and dropping) what the peer still sends until it closes,
+ * at most `ms`: closing a socket with unread bytes makes the kernel send a reset, and a
+ * front server that is still writing the request body may then lose the response.
+ */
+export function lingerThenClose(socket: net.Socket, ms: number): void {
+  if (socket.destroyed) return;
+  socket.resume();
+  socket.end();
+  const timer = setTimeout(() => socket.destroy(), ms > 0 ? ms : 10_000);
+  timer.unref();
+  socket.once("close", () => clearTimeout(timer));
+}
+
+/**
+ * CONTENT_LENGTH from a params list (the last one, as the environ keeps it): a number, or
+ * null when absent, empty or not digits — then the body ends with its stream.
+ */
+export function parseContentLength(params: string[]): number | null {
+  let value: string | undefined;
+  for (let i = 0; i + 1 < params.length; i += 2) if (params[i] === "CONTENT_LENGTH") value = params[i + 1];
+  return value !== undefined && /^[0-9]{1,16}$/.test(value) ? Number(value) : null;
+}

@@ -1,0 +1,259 @@
+// The FastCGI responder (and authorizer) over the native codec (DESIGN §2): one decoder per
+// connection, several requests multiplexed on it, FCGI_KEEP_CONN honoured, GET_VALUES and
+// unknown types answered, FCGI_ABORT_REQUEST answered at once with FCGI_END_REQUEST. Only
+// STDOUT and END_REQUEST records with the request's own id ever go to a request's peer:
+// nginx aborts the upstream on anything else (FRONT-SERVERS.md, FastCGI edge case 7).
+
+import net from "node:net";
+import { tsgiError, FCGI_OVERLOADED, FCGI_REQUEST_COMPLETE, FCGI_UNKNOWN_ROLE } from "../errors.ts";
+import { TsgiInput } from "../gateway/input.ts";
+import type { ResponseSink } from "../gateway/request.ts";
+import type { ResponseHead } from "../gateway/start-response.ts";
+import { EVENT, codecError, createFastCgiDecoder, fcgi, type FastCgiDecoder, type RawEvents } from "../native.ts";
+import { describePeer, HeaderTimer, lingerThenClose, parseContentLength } from "./connection.ts";
+import type { Site } from "./site.ts";
+
+const FCGI_RESPONDER = 1;
+const FCGI_AUTHORIZER = 2;
+const FCGI_KEEP_CONN = 1;
+const FCGI_GET_VALUES_RESULT = 10;
+
+/** CGI response head (RFC 3875 §6.3): the status in a Status header, then the application's headers. */
+export function cgiHead(head: ResponseHead): Buffer {
+  let text = `Status: ${head.status}\r\n`;
+  for (const [name, value] of head.headers) text += `${name}: ${value}\r\n`;
+  // Header values are byte strings (PEP 3333: latin-1), so each char is one byte.
+  return Buffer.from(`${text}\r\n`, "latin1");
+}
+
+interface Request {
+  id: number;
+  role: number;
+  keepConn: boolean;
+  input: TsgiInput | null;
+  controller: AbortController;
+  /** FCGI_END_REQUEST was written (or the connection is gone): nothing more for this id. */
+  ended: boolean;
+}
+
+class FastCgiConnection {
+  readonly #site: Site;
+  readonly #socket: net.Socket;
+  readonly #peer: string;
+  readonly #decoder: FastCgiDecoder;
+  readonly #requests = new Map<number, Request>();
+  readonly #timer: HeaderTimer;
+  #closed = false;
+
+  constructor(site: Site, socket: net.Socket) {
+    this.#site = site;
+    this.#socket = socket;
+    this.#peer = describePeer(socket);
+    this.#decoder = createFastCgiDecoder({ maxParams: site.maxParams, maxRequests: site.maxRequests });
+    this.#timer = new HeaderTimer(site.headerTimeout, () => {
+      site.log.info(`${this.#peer}: no complete FastCGI request within header-timeout; closing the connection`);
+      socket.destroy();
+    });
+    this.#timer.arm();
+    site.connections.add(this);
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("end", () => this.#onEnd());
+    socket.on("error", () => undefined); // 'close' follows; EPIPE/ECONNRESET are the client leaving
+    socket.on("close", () => this.#onClose());
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#dispatch(this.#decoder.push(chunk), chunk);
+  }
+
+  #onEnd(): void {
+    this.#dispatch(this.#decoder.end(), null);
+  }
+
+  #dispatch(ev: RawEvents, chunk: Buffer | null): void {
+    for (let i = 0; i < ev.length; i += 4) {
+      const id = ev[i + 1] as number;
+      switch (ev[i]) {
+        case EVENT.BEGIN:
+          this.#begin(id, ev[i + 2] as number, ev[i + 3] as number);
+          break;
+        case EVENT.PARAMS:
+          this.#params(id, ev[i + 2] as string[]);
+          break;
+        case EVENT.STDIN: {
+          const off = ev[i + 2] as number;
+          this.#requests.get(id)?.input?.feed(chunk!.subarray(off, off + (ev[i + 3] as number)));
+          break;
+        }
+        case EVENT.STDIN_END:
+          this.#requests.get(id)?.input?.finish();
+          break;
+        case EVENT.ABORT:
+          this.#abortRequest(id);
+          break;
+        case EVENT.OVERLOADED:
+          this.#site.log.warn(`${this.#peer}: ${tsgiError("TSGI_ERR_FCGI_OVERLOADED").message}; request ${id} refused`);
+          this.#write(fcgi.endRequest(id, 0, FCGI_OVERLOADED));
+          break;
+        case EVENT.GET_VALUES:
+          this.#getValues(ev[i + 2] as string[]);
+          break;
+        case EVENT.UNKNOWN_TYPE:
+          this.#write(fcgi.unknownType(ev[i + 2] as number));
+          break;
+        case EVENT.ERROR: {
+          const err = codecError(ev, i);
+          this.#site.log.error(`${this.#peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`);
+          this.#socket.destroy();
+          return;
+        }
+        default:
+          // DATA and DATA_END belong to FILTER requests, which are refused at BEGIN.
+          break;
+      }
+    }
+  }
+
+  #begin(id: number, role: number, flags: number): void {
+    if (role !== FCGI_RESPONDER && role !== FCGI_AUTHORIZER) {
+      this.#site.log.info(`${this.#peer}: ${tsgiError("TSGI_ERR_FCGI_UNKNOWN_ROLE", { role }).message}`);
+      this.#write(fcgi.endRequest(id, 0, FCGI_UNKNOWN_ROLE));
+      this.#decoder.release(id);
+      return;
+    }
+    this.#requests.set(id, {
+      id,
+      role,
+      keepConn: (flags & FCGI_KEEP_CONN) !== 0,
+      input: null,
+      controller: new AbortController(),
+      ended: false,
+    });
+  }
+
+  #params(id: number, params: string[]): void {
+    const req = this.#requests.get(id);
+    if (!req) return;
+    this.#timer.disarm();
+    // mod_authnz_fcgi sends no FCGI_STDIN at all: an authorizer's input is empty.
+    req.input =
+      req.role === FCGI_AUTHORIZER
+        ? TsgiInput.of()
+        : new TsgiInput(parseContentLength(params), {
+            pause: (paused) => (paused ? this.#socket.pause() : this.#socket.resume()),
+          });
+    const sink = this.#sink(req);
+    void this.#site
+      .serve(params, req.input, sink, req.controller, { peer: this.#peer, protocol: "fastcgi" })
+      .catch((err: unknown) => {
+        this.#site.log.error(`${this.#peer}: request ${id} failed in the server`, err);
+        sink.abort();
+      });
+  }
+
+  #sink(req: Request): ResponseSink {
+    return {
+      send: (head, chunk, last) => {
+        if (req.ended) return undefined;
+        let data: Uint8Array | null = chunk;
+        if (!head.sent) {
+          head.sent = true;
+          const h = cgiHead(head);
+          data = chunk ? Buffer.concat([h, chunk]) : h;
+        }
+        const ok = this.#write(fcgi.frameResponse(req.id, data, last, 0));
+        if (last) this.#finish(req);
+        return ok || last ? undefined : this.#drained();
+      },
+      abort: () => {
+        if (req.ended) return;
+        // Cut: no FCGI_END_REQUEST, so the front server sees a truncated response.
+        req.ended = true;
+        this.#socket.destroy();
+      },
+    };
+  }
+
+  /** FCGI_ABORT_REQUEST: the application is told, and FCGI_END_REQUEST goes out at once. */
+  #abortRequest(id: number): void {
+    const req = this.#requests.get(id);
+    if (!req || req.ended) return;
+    req.controller.abort(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "FCGI_ABORT_REQUEST" }));
+    req.input?.fail(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "FCGI_ABORT_REQUEST" }));
+    this.#write(fcgi.endRequest(id, 0, FCGI_REQUEST_COMPLETE));
+    this.#finish(req);
+  }
+
+  #finish(req: Request): void {
+    req.ended = true;
+    this.#requests.delete(req.id);
+    this.#decoder.release(req.id);
+    if ((!req.keepConn || this.#site.stopping) && this.#requests.size === 0) {
+      // FCGI_KEEP_CONN unset: the application closes the connection (spec §3.5); the rest of
+      // an unread body is drained, not reset, so the front server reads the whole response.
+      lingerThenClose(this.#socket, this.#site.headerTimeout);
+    } else if (this.#requests.size === 0) {
+      this.#timer.arm();
+    }
+  }
+
+  /** Closes the connection if no request is on it (the worker is stopping). */
+  closeIfIdle(): void {
+    if (this.#requests.size === 0) lingerThenClose(this.#socket, this.#site.headerTimeout);
+  }
+
+  #getValues(pairs: string[]): void {
+    const known: Record<string, string> = {
+      FCGI_MAX_CONNS: String(this.#site.maxConnections),
+      FCGI_MAX_REQS: String(this.#site.maxRequests),
+      FCGI_MPXS_CONNS: "1",
+    };
+    const answer: string[] = [];
+    for (let i = 0; i < pairs.length; i += 2) {
+      const name = pairs[i]!;
+      if (name in known) answer.push(name, known[name]!);
+    }
+    this.#write(fcgi.stream(FCGI_GET_VALUES_RESULT, 0, fcgi.pairs(answer)));
+    if (answer.length === 0) this.#write(fcgi.streamEnd(FCGI_GET_VALUES_RESULT, 0));
+  }
+
+  #write(buf: Buffer): boolean {
+    if (this.#closed || this.#socket.destroyed) return true;
+    return this.#socket.write(buf);
+  }
+
+  #drained(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        this.#socket.off("drain", done);
+        this.#socket.off("close", done);
+        if (this.#closed) reject(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" }));
+        else resolve();
+      };
+      this.#socket.on("drain", done);
+      this.#socket.on("close", done);
+    });
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    this.#timer.disarm();
+    this.#site.connections.delete(this);
+    for (const req of this.#requests.values()) {
+      if (req.ended) continue;
+      req.ended = true;
+      const gone = tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" });
+      req.controller.abort(gone);
+      req.input?.fail(gone);
+    }
+    this.#requests.clear();
+  }
+}
+
+/** A net.Server speaking FastCGI for `site`; the caller listens (TCP, unix socket or an inherited handle). */
+export function createFastCgiServer(site: Site): net.Server {
+  const server = net.createServer((socket) => new FastCgiConnection(site, socket));
+  if (site.maxConnections > 0) server.maxConnections = site.maxConnections;
+  return server;
+}

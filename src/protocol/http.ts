@@ -1,0 +1,109 @@
+// HTTP/1.1 through node:http (DESIGN §2), for development (`tsgi runserver`) and for running
+// without a front server: the request becomes the same params a front server would send,
+// so the environ and the application behave exactly as behind nginx.
+
+import http from "node:http";
+import { tsgiError } from "../errors.ts";
+import { TsgiInput } from "../gateway/input.ts";
+import type { ResponseSink } from "../gateway/request.ts";
+import { describePeer } from "./connection.ts";
+import type { Site } from "./site.ts";
+
+/** The CGI params of an HTTP request, as nginx's fastcgi_params would send them. */
+export function httpParams(req: http.IncomingMessage): string[] {
+  const url = req.url ?? "/";
+  const q = url.indexOf("?");
+  const socket = req.socket;
+  const host = req.headers.host ?? "";
+  const hostMatch = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(host);
+  const params = [
+    "REQUEST_METHOD", req.method ?? "GET",
+    "REQUEST_URI", url,
+    "QUERY_STRING", q < 0 ? "" : url.slice(q + 1),
+    "SERVER_PROTOCOL", `HTTP/${req.httpVersion}`,
+    "REMOTE_ADDR", socket.remoteAddress ?? "",
+    "REMOTE_PORT", String(socket.remotePort ?? ""),
+    "SERVER_ADDR", socket.localAddress ?? "",
+    "SERVER_NAME", hostMatch?.[1] || socket.localAddress || "localhost",
+    "SERVER_PORT", hostMatch?.[2] ?? String(socket.localPort ?? ""),
+    "GATEWAY_INTERFACE", "CGI/1.1",
+    "SERVER_SOFTWARE", "tsgi",
+    "REQUEST_SCHEME", "http",
+  ];
+  const type = req.headers["content-type"];
+  if (type !== undefined) params.push("CONTENT_TYPE", type);
+  const length = req.headers["content-length"];
+  if (length !== undefined) params.push("CONTENT_LENGTH", length);
+  // Every header as HTTP_*, repeated ones as separate params: the environ combines them.
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    // As Apache does: a name with characters other than letters, digits and "-" (an
+    // underscore, say) is dropped, so X-User_Id can never pose as X-User-Id.
+    if (!/^[A-Za-z0-9-]+$/.test(name)) continue;
+    params.push(`HTTP_${name.toUpperCase().replace(/-/g, "_")}`, raw[i + 1]!);
+  }
+  return params;
+}
+
+export function createHttpServer(site: Site): http.Server {
+  const server = http.createServer({ requestTimeout: 0, headersTimeout: site.headerTimeout || 10_000 }, (req, res) => {
+    const peer = describePeer(req.socket);
+    const length = req.headers["content-length"];
+    const input = new TsgiInput(length !== undefined && /^\d+$/.test(length) ? Number(length) : null, {
+      pause: (paused) => (paused ? req.pause() : req.resume()),
+    });
+    req.on("data", (chunk: Buffer) => input.feed(chunk));
+    req.on("end", () => input.finish());
+    const controller = new AbortController();
+    let ended = false;
+    res.on("close", () => {
+      if (ended) return;
+      ended = true;
+      const gone = tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" });
+      controller.abort(gone);
+      input.fail(gone);
+    });
+    const drained = () =>
+      new Promise<void>((resolve, reject) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          if (res.destroyed) reject(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" }));
+          else resolve();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
+    const sink: ResponseSink = {
+      send(head, chunk, last) {
+        if (ended) return undefined;
+        if (!head.sent) {
+          head.sent = true;
+          const code = head.code;
+          const reason = head.status!.slice(4);
+          res.writeHead(code, reason, head.headers.flat());
+        }
+        let ok = true;
+        if (chunk) ok = res.write(chunk);
+        if (last) {
+          ended = true;
+          res.end();
+          return undefined;
+        }
+        return ok ? undefined : drained();
+      },
+      abort() {
+        if (ended) return;
+        ended = true;
+        res.destroy();
+      },
+    };
+    void site.serve(httpParams(req), input, sink, controller, { peer, protocol: "http" }).catch((err: unknown) => {
+      site.log.error(`${peer}: request failed in the server`, err);
+      sink.abort();
+    });
+  });
+  if (site.maxConnections > 0) server.maxConnections = site.maxConnections;
+  return server;
+}

@@ -1,0 +1,189 @@
+// A site as the protocol servers see it: its application and settings, and the one path
+// every protocol takes once a request's params are complete — environ, the client errors
+// decided before the application (400, 404, 413), the request timeout, the application run,
+// and the access log line. FastCGI, uwsgi and HTTP differ only in how they carry bytes.
+
+import { tsgiError, type TsgiError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { fileWrapper } from "../gateway/body.ts";
+import { buildEnviron, normalizeMount, type ErrorStream } from "../gateway/environ.ts";
+import type { TsgiInput } from "../gateway/input.ts";
+import { runRequest, type Application, type RequestOutcome, type ResponseSink } from "../gateway/request.ts";
+import { ResponseHead } from "../gateway/start-response.ts";
+
+export interface SiteOptions {
+  name: string;
+  app: Application;
+  /** SCRIPT_NAME of the site ("" by default). */
+  mount?: string;
+  debug?: boolean;
+  /** Params/vars block, bytes (`max-params`). */
+  maxParams?: number;
+  /** FastCGI requests active at once on one connection. */
+  maxRequests?: number;
+  /** Request body limit in bytes, 0 = none (`max-body`). */
+  maxBody?: number;
+  /** Milliseconds from the request reaching the application, 0 = none (`request-timeout`). */
+  requestTimeout?: number;
+  /** Milliseconds a connection may take to deliver a complete request head (`header-timeout`). */
+  headerTimeout?: number;
+  /** Connections open at once per listener, 0 = no limit (`max-connections`). */
+  maxConnections?: number;
+  multiprocess?: boolean;
+  log: Logger;
+}
+
+export interface RequestMeta {
+  /** Who sent the request on the wire, for log lines: "127.0.0.1:51234" or "unix socket". */
+  peer: string;
+  protocol: "fastcgi" | "uwsgi" | "http";
+}
+
+export class Site {
+  readonly name: string;
+  readonly app: Application;
+  readonly mount: string;
+  readonly debug: boolean;
+  readonly maxParams: number;
+  readonly maxRequests: number;
+  readonly maxBody: number;
+  readonly requestTimeout: number;
+  readonly headerTimeout: number;
+  readonly maxConnections: number;
+  readonly multiprocess: boolean;
+  readonly log: Logger;
+  readonly errors: ErrorStream;
+  /** Requests between params complete and response end (status, graceful stop). */
+  inFlight = 0;
+  served = 0;
+  /** Set when the worker stops: connections close once idle instead of waiting for more. */
+  stopping = false;
+  /** Open persistent connections (FastCGI keep-conn), to close the idle ones on stop. */
+  readonly connections = new Set<{ closeIfIdle(): void }>();
+
+  constructor(o: SiteOptions) {
+    this.name = o.name;
+    this.app = o.app;
+    this.mount = normalizeMount(o.mount ?? "");
+    this.debug = o.debug ?? false;
+    this.maxParams = o.maxParams ?? 64 * 1024;
+    this.maxRequests = o.maxRequests ?? 100;
+    this.maxBody = o.maxBody ?? 0;
+    this.requestTimeout = o.requestTimeout ?? 60_000;
+    this.headerTimeout = o.headerTimeout ?? 10_000;
+    this.maxConnections = o.maxConnections ?? 0;
+    this.multiprocess = o.multiprocess ?? false;
+    this.log = o.log;
+    let pending = "";
+    const log = this.log;
+    this.errors = {
+      write(text: string) {
+        pending += text;
+        const nl = pending.lastIndexOf("\n");
+        if (nl < 0) return;
+        for (const line of pending.slice(0, nl).split("\n")) log.error(line);
+        pending = pending.slice(nl + 1);
+      },
+      flush() {
+        if (pending) log.error(pending);
+        pending = "";
+      },
+    };
+  }
+
+  /**
+   * Serves one request whose params are complete. `controller` aborts it (client gone,
+   * FCGI_ABORT_REQUEST); the body keeps flowing into `input` from the protocol.
+   */
+  async serve(params: string[], input: TsgiInput, sink: ResponseSink, controller: AbortController, meta: RequestMeta): Promise<RequestOutcome> {
+    const started = performance.now();
+    this.inFlight++;
+    try {
+      return await this.#serve(params, input, sink, controller, meta, started);
+    } finally {
+      this.inFlight--;
+      this.served++;
+    }
+  }
+
+  async #serve(
+    params: string[],
+    input: TsgiInput,
+    sink: ResponseSink,
+    controller: AbortController,
+    meta: RequestMeta,
+    started: number,
+  ): Promise<RequestOutcome> {
+    const built = buildEnviron(params, {
+      mount: this.mount,
+      input,
+      errors: this.errors,
+      multiprocess: this.multiprocess,
+      signal: controller.signal,
+      fileWrapper,
+    });
+    let outcome: RequestOutcome;
+    const environ = "environ" in built ? built.environ : null;
+    const method = environ?.REQUEST_METHOD ?? valueOf(params, "REQUEST_METHOD") ?? "GET";
+    if (!environ) {
+      const { error, httpStatus } = built as { error: TsgiError; httpStatus: number };
+      this.log.info(`${meta.peer}: ${error.code}: ${error.message}`);
+      outcome = await this.#refuse(sink, httpStatus, method);
+    } else if (this.maxBody > 0 && Number(environ.CONTENT_LENGTH ?? 0) > this.maxBody) {
+      this.log.info(`${meta.peer}: request body of ${String(environ.CONTENT_LENGTH)} bytes is over max-body (${this.maxBody})`);
+      outcome = await this.#refuse(sink, 413, method);
+    } else {
+      const timer =
+        this.requestTimeout > 0
+          ? setTimeout(
+              () => controller.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: `${this.requestTimeout / 1000}s` })),
+              this.requestTimeout,
+            )
+          : null;
+      try {
+        outcome = await runRequest(this.app, environ, sink, { signal: controller.signal, log: this.log, debug: this.debug });
+      } finally {
+        if (timer) clearTimeout(timer);
+      }
+    }
+    input.discard();
+    this.log.access({
+      remoteAddr: environ ? String(environ.REMOTE_ADDR ?? "") : (valueOf(params, "REMOTE_ADDR") ?? ""),
+      method,
+      uri: String(environ?.REQUEST_URI ?? valueOf(params, "REQUEST_URI") ?? "-"),
+      protocol: String(environ?.SERVER_PROTOCOL ?? valueOf(params, "SERVER_PROTOCOL") ?? "-"),
+      status: outcome.status,
+      bytes: outcome.bytes,
+      durationMs: performance.now() - started,
+      user: environ?.REMOTE_USER as string | undefined,
+    });
+    return outcome;
+  }
+
+  closeIdleConnections(): void {
+    for (const c of this.connections) c.closeIfIdle();
+  }
+
+  /** A client error decided before the application: a short plain-text answer. */
+  async #refuse(sink: ResponseSink, code: number, method: string): Promise<RequestOutcome> {
+    const reasons: Record<number, string> = { 400: "Bad Request", 404: "Not Found", 413: "Content Too Large" };
+    const head = new ResponseHead(() => undefined);
+    const text = Buffer.from(`${reasons[code]}\n`);
+    head.status = `${code} ${reasons[code]}`;
+    head.headers = [
+      ["Content-Type", "text/plain; charset=utf-8"],
+      ["Content-Length", String(text.length)],
+    ];
+    try {
+      await sink.send(head, method === "HEAD" ? null : text, true);
+      return { status: code, bytes: text.length, end: "error" };
+    } catch {
+      return { status: code, bytes: 0, end: "aborted" };
+    }
+  }
+}
+
+function valueOf(params: string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < params.length; i += 2) if (params[i] === name) return params[i + 1];
+  return undefined;
+}
