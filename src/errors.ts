@@ -136,6 +136,16 @@ export const ERRORS = {
     message: "{module} exports no callable {callable}: found {found}",
     fix: "Export the application function under that name (export const application = ...), or name the export after a colon: module.ts:name.",
   },
+  TSGI_ERR_APP_CONTRACT: {
+    message: "the application broke the TSGI contract: {reason}",
+    httpStatus: 500,
+    fix: "Reported by validate(): the message says which rule (DESIGN §1) the application broke.",
+  },
+  TSGI_ERR_ENVIRON_CONTRACT: {
+    message: "the server broke the TSGI contract: {reason}",
+    httpStatus: 500,
+    fix: "Reported by validate(): a bug in tsgi (or in a middleware that rewrites the environ); report it with the message.",
+  },
   // ---- the response ----
   TSGI_ERR_RESPONSE_STATUS: {
     message: "invalid status {status}: expected three digits, a space and a reason, e.g. \"200 OK\"",

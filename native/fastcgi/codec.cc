@@ -54,12 +54,17 @@ Decoder::Request* Decoder::find(uint16_t id) {
 }
 
 void Decoder::release(uint16_t id) {
-  // A record of this id may be half read: the rest of its content is skipped like any
-  // record of an inactive id.
-  if (id == id_ && state_ == State::kContent) content_kind_ = Content::kSkip;
   auto it = std::find_if(requests_.begin(), requests_.end(),
                          [id](const Request& r) { return r.id == id; });
-  if (it != requests_.end()) requests_.erase(it);
+  if (it == requests_.end()) return;  // an inactive id: nothing to release
+  // A record of this id may be half read: the rest of its content is skipped like any
+  // record of an inactive id. A half-read BEGIN_REQUEST is not this request's.
+  if (id == id_ && state_ == State::kContent &&
+      (content_kind_ == Content::kParams || content_kind_ == Content::kStdin ||
+       content_kind_ == Content::kData)) {
+    content_kind_ = Content::kSkip;
+  }
+  requests_.erase(it);
 }
 
 Status Decoder::end() {

@@ -95,10 +95,10 @@ Status Decoder::on_vars_complete(Sink& sink) {
     at += 2;
     const Span value{data + at, value_size};
     at += value_size;
-    if (key.size == kContentLengthSize && std::memcmp(key.data, kContentLength, kContentLengthSize) == 0 &&
-        value.size > 0) {
+    if (key.size == kContentLengthSize && std::memcmp(key.data, kContentLength, kContentLengthSize) == 0) {
+      // An empty value is nginx's $content_length of a request without a body: 0.
       uint64_t n = 0;
-      if (!parse_content_length(value, n)) {
+      if (value.size > 0 && !parse_content_length(value, n)) {
         return fail(Status::kUwsgiContentLength, key_offset,
                     "CONTENT_LENGTH is not 1 to 16 digits no larger than 2^53-1");
       }
