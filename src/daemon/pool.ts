@@ -5,9 +5,10 @@
 // by starting new workers before stopping old ones, and stops gracefully.
 
 import cluster, { type Worker } from "node:cluster";
-import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from "node:fs";
 import type { Logger } from "../log.ts";
 import { describeListen, parseListen, type ListenSpec } from "./listen.ts";
+import { resolveGroup, resolveUser } from "./users.ts";
 import { WORKER_BOOT_ERROR, type WorkerConfig, type WorkerMessage } from "./worker.ts";
 
 export type PoolState = "starting" | "running" | "reloading" | "failed" | "stopping" | "stopped";
@@ -15,6 +16,12 @@ export type PoolState = "starting" | "running" | "reloading" | "failed" | "stopp
 export interface PoolConfig extends Omit<WorkerConfig, "index" | "multiprocess"> {
   processes: number;
   socketMode: number;
+  /** Workers run as this user/group when the master is root. */
+  user: string | null;
+  group: string | null;
+  /** Unix sockets are owned by these (default: the site's user and group). */
+  socketOwner: string | null;
+  socketGroup: string | null;
   env: Record<string, string>;
   clearEnv: boolean;
   settings: string | null;
@@ -43,12 +50,21 @@ export class Pool {
   #generation = 0;
   #bootFailures = 0;
   #socketsPrepared = false;
+  readonly #ids: { uid?: number; gid?: number };
+  readonly #socketIds: { uid: number; gid: number } | null;
 
   constructor(cfg: PoolConfig, log: Logger) {
     this.#cfg = cfg;
     this.#log = log;
     this.#specs = cfg.listen.map(parseListen);
     cluster.schedulingPolicy = cluster.SCHED_NONE;
+    const root = process.getuid?.() === 0;
+    const user = cfg.user ? resolveUser(cfg.user) : null;
+    const gid = cfg.group ? resolveGroup(cfg.group) : user?.gid;
+    this.#ids = root && user ? { uid: user.uid, gid } : {};
+    const owner = cfg.socketOwner ? resolveUser(cfg.socketOwner).uid : user?.uid;
+    const ownerGroup = cfg.socketGroup ? resolveGroup(cfg.socketGroup) : gid;
+    this.#socketIds = root && (owner !== undefined || ownerGroup !== undefined) ? { uid: owner ?? 0, gid: ownerGroup ?? 0 } : null;
   }
 
   get workers(): { pid: number; index: number; ready: boolean; uptime: number; lastRestart: string | null }[] {
@@ -131,6 +147,8 @@ export class Pool {
 
   #spawn(index: number, generation: number, reason: string | null): Promise<string[]> {
     return new Promise((resolve, reject) => {
+      // Per fork: several sites (several users) share the one cluster of a daemon.
+      cluster.setupPrimary({ ...this.#ids });
       const worker = cluster.fork(this.#workerEnv(index));
       const slot: Slot = { worker, index, generation, ready: false, startedAt: Date.now(), lastRestart: reason };
       let bootError: string | null = null;
@@ -203,7 +221,9 @@ export class Pool {
 
   #applySocketMode(): void {
     for (const spec of this.#specs) {
-      if ("path" in spec && existsSync(spec.path)) chmodSync(spec.path, this.#cfg.socketMode);
+      if (!("path" in spec) || !existsSync(spec.path)) continue;
+      chmodSync(spec.path, this.#cfg.socketMode);
+      if (this.#socketIds) chownSync(spec.path, this.#socketIds.uid, this.#socketIds.gid);
     }
   }
 

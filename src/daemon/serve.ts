@@ -8,7 +8,7 @@ import { Pool, type PoolConfig } from "./pool.ts";
 export async function serveSite(cfg: PoolConfig, out: { write(s: string): unknown } = process.stdout): Promise<void> {
   const log = createLogger(cfg.site);
   process.title = `tsgi: ${cfg.site} master`;
-  if (process.getuid?.() === 0 && !cfg.env.TSGI_ALLOW_ROOT) {
+  if (process.getuid?.() === 0 && !cfg.user) {
     log.warn("running as root without --user: the application can do anything root can");
   }
   const pool = new Pool(cfg, log);
