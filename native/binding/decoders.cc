@@ -18,27 +18,40 @@ Napi::Value byte_string(Napi::Env env, const uint8_t* data, size_t size) {
   return Napi::Value(env, out);
 }
 
+napi_value make_array(Napi::Env env, const std::vector<napi_value>& values) {
+  napi_value out;
+  if (values.size() <= 16384) {
+    Napi::Function of = env.GetInstanceData<AddonData>()->array_of.Value();
+    napi_status s = napi_call_function(env, env.Undefined(), of, values.size(), values.data(), &out);
+    NAPI_THROW_IF_FAILED(env, s, nullptr);
+    return out;
+  }
+  napi_create_array_with_length(env, values.size(), &out);
+  for (uint32_t i = 0; i < values.size(); i++) napi_set_element(env, out, i, values[i]);
+  return out;
+}
+
 namespace {
 
-// Appends events to a JS array as the codec reports them.
+// Gathers a push's events as the codec reports them; one JS array is made at the end.
 class EventList {
  public:
-  EventList(Napi::Env env, const uint8_t* base) : env_(env), base_(base), out_(Napi::Array::New(env)) {}
+  EventList(Napi::Env env, const uint8_t* base) : env_(env), base_(base) {}
 
   void add(uint32_t kind, Napi::Value a, Napi::Value b, Napi::Value c) {
-    out_.Set(n_++, Napi::Number::New(env_, kind));
-    out_.Set(n_++, a);
-    out_.Set(n_++, b);
-    out_.Set(n_++, c);
+    slots_.push_back(Napi::Number::New(env_, kind));
+    slots_.push_back(a);
+    slots_.push_back(b);
+    slots_.push_back(c);
   }
   void add(uint32_t kind, double a, double b, double c) {
     add(kind, num(a), num(b), num(c));
   }
   Napi::Value num(double v) { return Napi::Number::New(env_, v); }
   Napi::Value strings(const std::vector<Span>& spans) {
-    Napi::Array list = Napi::Array::New(env_, spans.size());
-    for (uint32_t i = 0; i < spans.size(); i++) list.Set(i, byte_string(env_, spans[i].data, spans[i].size));
-    return list;
+    std::vector<napi_value> values(spans.size());
+    for (size_t i = 0; i < spans.size(); i++) values[i] = byte_string(env_, spans[i].data, spans[i].size);
+    return Napi::Value(env_, make_array(env_, values));
   }
   // Offset of a body slice in the chunk given to this push.
   double offset_of(const uint8_t* p) const { return static_cast<double>(p - base_); }
@@ -46,13 +59,12 @@ class EventList {
     add(kError, num(static_cast<double>(e.status)), num(static_cast<double>(e.offset)),
         Napi::String::New(env_, e.reason));
   }
-  Napi::Array result() const { return out_; }
+  Napi::Value result() const { return Napi::Value(env_, make_array(env_, slots_)); }
 
  protected:
   Napi::Env env_;
   const uint8_t* base_;
-  Napi::Array out_;
-  uint32_t n_ = 0;
+  std::vector<napi_value> slots_;
 };
 
 class FastCgiEvents final : public EventList, public fastcgi::Sink {
