@@ -55,6 +55,10 @@ export const ERRORS = {
     message: "FastCGI connection closed inside a record",
     fix: "The front server went away mid-record (restart, crash, timeout); check its error log.",
   },
+  TSGI_ERR_FCGI_HEADER_TIMEOUT: {
+    message: "no complete FastCGI request within header-timeout ({timeout}s)",
+    fix: "A peer opened a connection and sent too little; raise header-timeout if a slow front server really needs it.",
+  },
   TSGI_ERR_FCGI_OVERLOADED: {
     message: "more than max-requests FastCGI requests active on one connection",
     protocolStatus: FCGI_OVERLOADED,
@@ -92,6 +96,10 @@ export const ERRORS = {
   TSGI_ERR_UWSGI_TRAILING_DATA: {
     message: "bytes after the end of a uwsgi request (one request per connection)",
     fix: "The peer pipelines requests on a uwsgi connection, which the protocol does not allow.",
+  },
+  TSGI_ERR_UWSGI_HEADER_TIMEOUT: {
+    message: "no complete uwsgi request head within header-timeout ({timeout}s)",
+    fix: "A peer opened a connection and sent too little; raise header-timeout if a slow front server really needs it.",
   },
   TSGI_ERR_UWSGI_TRUNCATED: {
     message: "uwsgi connection closed before the request was complete",

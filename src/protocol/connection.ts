@@ -3,6 +3,12 @@
 // lingering close that drains an unread body instead of resetting it, and CONTENT_LENGTH.
 
 import type net from "node:net";
+import { tsgiError, type ErrorCode } from "../errors.ts";
+
+/** "CODE: message", as every line about a refused or closed connection reads. */
+export function coded(code: ErrorCode, details: Record<string, unknown>): string {
+  return `${code}: ${tsgiError(code, details).message}`;
+}
 
 /** "127.0.0.1:51234", or "unix:/run/tsgi/blog.sock" for a unix-socket peer. */
 export function describePeer(socket: net.Socket): string {
@@ -46,6 +52,23 @@ export function lingerThenClose(socket: net.Socket, ms: number): void {
   timer.unref();
   socket.once("close", () => clearTimeout(timer));
 }
+
+/**
+ * Cuts a response so that the front server cannot take it for a complete one (DESIGN §1):
+ * a reset, not a FIN — without a length a FIN is how a uwsgi response (or a FastCGI response
+ * on a connection of its own, for nginx) ends. The bytes already written go first: a reset
+ * that overtook them would make the front server drop them unread, so it waits for the
+ * kernel to take them and for the peer to read them (it polls, a few ms on loopback).
+ */
+export function cutConnection(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  socket.pause();
+  socket.write(Buffer.alloc(0), () => {
+    const timer = setTimeout(() => socket.resetAndDestroy(), CUT_DELAY_MS);
+    socket.once("close", () => clearTimeout(timer));
+  });
+}
+const CUT_DELAY_MS = 50;
 
 /**
  * CONTENT_LENGTH from a params list (the last one, as the environ keeps it): a number, or

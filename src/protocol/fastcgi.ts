@@ -10,7 +10,7 @@ import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, codecError, createFastCgiDecoder, fcgi, type FastCgiDecoder, type RawEvents } from "../native.ts";
-import { describePeer, HeaderTimer, lingerThenClose, parseContentLength } from "./connection.ts";
+import { coded, cutConnection, describePeer, HeaderTimer, lingerThenClose, parseContentLength } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 const FCGI_RESPONDER = 1;
@@ -51,7 +51,7 @@ class FastCgiConnection {
     this.#peer = describePeer(socket);
     this.#decoder = createFastCgiDecoder({ maxParams: site.maxParams, maxRequests: site.maxRequests });
     this.#timer = new HeaderTimer(site.headerTimeout, () => {
-      site.log.info(`${this.#peer}: no complete FastCGI request within header-timeout; closing the connection`);
+      site.log.info(`${this.#peer}: ${coded("TSGI_ERR_FCGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
       socket.destroy();
     });
     this.#timer.arm();
@@ -93,7 +93,7 @@ class FastCgiConnection {
           this.#abortRequest(id);
           break;
         case EVENT.OVERLOADED:
-          this.#site.log.warn(`${this.#peer}: ${tsgiError("TSGI_ERR_FCGI_OVERLOADED").message}; request ${id} refused`);
+          this.#site.log.warn(`${this.#peer}: ${coded("TSGI_ERR_FCGI_OVERLOADED", {})}; request ${id} refused`);
           this.#write(fcgi.endRequest(id, 0, FCGI_OVERLOADED));
           break;
         case EVENT.GET_VALUES:
@@ -117,7 +117,7 @@ class FastCgiConnection {
 
   #begin(id: number, role: number, flags: number): void {
     if (role !== FCGI_RESPONDER && role !== FCGI_AUTHORIZER) {
-      this.#site.log.info(`${this.#peer}: ${tsgiError("TSGI_ERR_FCGI_UNKNOWN_ROLE", { role }).message}`);
+      this.#site.log.info(`${this.#peer}: ${coded("TSGI_ERR_FCGI_UNKNOWN_ROLE", { role })}`);
       this.#write(fcgi.endRequest(id, 0, FCGI_UNKNOWN_ROLE));
       this.#decoder.release(id);
       return;
@@ -168,9 +168,10 @@ class FastCgiConnection {
       },
       abort: () => {
         if (req.ended) return;
-        // Cut: no FCGI_END_REQUEST, so the front server sees a truncated response.
+        // No FCGI_END_REQUEST, and a reset: nginx takes a FIN on a connection of its own
+        // for the end of the response.
         req.ended = true;
-        this.#socket.destroy();
+        cutConnection(this.#socket);
       },
     };
   }

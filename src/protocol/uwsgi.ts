@@ -9,7 +9,7 @@ import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, codecError, createUwsgiDecoder, type RawEvents, type UwsgiDecoder } from "../native.ts";
-import { describePeer, HeaderTimer, lingerThenClose } from "./connection.ts";
+import { coded, cutConnection, describePeer, HeaderTimer, lingerThenClose } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 /** The HTTP/1.1 response head of a uwsgi response. */
@@ -36,7 +36,7 @@ class UwsgiConnection {
     this.#peer = describePeer(socket);
     this.#decoder = createUwsgiDecoder({ maxParams: site.maxParams });
     this.#timer = new HeaderTimer(site.headerTimeout, () => {
-      site.log.info(`${this.#peer}: no complete uwsgi request within header-timeout; closing the connection`);
+      site.log.info(`${this.#peer}: ${coded("TSGI_ERR_UWSGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
       socket.destroy();
     });
     this.#timer.arm();
@@ -117,7 +117,7 @@ class UwsgiConnection {
       abort: () => {
         if (this.#ended) return;
         this.#ended = true;
-        this.#socket.destroy();
+        cutConnection(this.#socket);
       },
     };
   }
