@@ -127,6 +127,11 @@ export const ERRORS = {
     httpStatus: 500,
     fix: "Call startResponse(status, headers) before yielding the first chunk.",
   },
+  TSGI_ERR_APP_BODY_TOO_LARGE: {
+    message: "the request body is larger than max-body ({limit} bytes)",
+    httpStatus: 413,
+    fix: "Raise the site's max-body, or send a smaller body.",
+  },
   TSGI_ERR_APP_TIMEOUT: {
     message: "the request ran longer than request-timeout ({timeout})",
     httpStatus: 504,

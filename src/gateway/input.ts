@@ -4,6 +4,8 @@
 // byte past CONTENT_LENGTH; without one (a chunked upload streamed by the front server) it
 // ends where the stream ends.
 
+import { tsgiError } from "../errors.ts";
+
 const EMPTY = new Uint8Array(0);
 const HIGH_WATER = 256 * 1024;
 const LOW_WATER = 64 * 1024;
@@ -16,6 +18,7 @@ export interface InputFlow {
 export class TsgiInput implements AsyncIterable<Uint8Array> {
   readonly #limit: number;
   readonly #flow: InputFlow | null;
+  readonly #maxBody: number;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
   #received = 0;
@@ -25,10 +28,16 @@ export class TsgiInput implements AsyncIterable<Uint8Array> {
   #error: Error | null = null;
   #wake: (() => void) | null = null;
 
-  /** `contentLength` null: the body ends when the protocol says so (`finish`). */
-  constructor(contentLength: number | null, flow: InputFlow | null = null) {
+  /**
+   * `contentLength` null: the body ends when the protocol says so (`finish`). `maxBody` (0 =
+   * none) bounds a body of unknown length: past it, readers get TSGI_ERR_APP_BODY_TOO_LARGE
+   * (a 413 when nothing was sent yet); a declared length over it is refused before the
+   * application runs.
+   */
+  constructor(contentLength: number | null, flow: InputFlow | null = null, maxBody = 0) {
     this.#limit = contentLength ?? Number.POSITIVE_INFINITY;
     this.#flow = flow;
+    this.#maxBody = maxBody;
     if (this.#limit === 0) this.#ended = true;
   }
 
@@ -46,10 +55,16 @@ export class TsgiInput implements AsyncIterable<Uint8Array> {
 
   /** The next body bytes from the wire; the chunk must stay unchanged afterwards (it is not copied). */
   feed(chunk: Uint8Array): void {
-    if (this.#ended || chunk.length === 0) return;
+    if (this.#ended || chunk.length === 0 || this.#error) return;
     const room = this.#limit - this.#received;
     const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
     this.#received += part.length;
+    if (this.#maxBody > 0 && this.#received > this.#maxBody) {
+      this.#error = tsgiError("TSGI_ERR_APP_BODY_TOO_LARGE", { limit: this.#maxBody });
+      this.discard();
+      this.#notify();
+      return;
+    }
     if (this.#received >= this.#limit) this.#ended = true;
     if (!this.#discarding) {
       this.#chunks.push(part);

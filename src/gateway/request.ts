@@ -217,6 +217,15 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
       if (!sinkFailed) log.error("the application failed after the request was aborted", err);
       return aborted();
     }
+    if ((err as TsgiError | null)?.code === "TSGI_ERR_APP_BODY_TOO_LARGE" && !head.sent) {
+      try {
+        await errorResponse(413, "Content Too Large", "Content Too Large\n");
+        return { status: 413, bytes, end: "error" };
+      } catch {
+        sink.abort();
+        return { status: 413, bytes, end: "aborted" };
+      }
+    }
     log.error(`the application failed on ${method} ${String(environ.REQUEST_URI ?? environ.PATH_INFO)}`, err);
     if (head.sent) {
       sink.abort();

@@ -140,9 +140,11 @@ class FastCgiConnection {
     req.input =
       req.role === FCGI_AUTHORIZER
         ? TsgiInput.of()
-        : new TsgiInput(parseContentLength(params), {
-            pause: (paused) => (paused ? this.#socket.pause() : this.#socket.resume()),
-          });
+        : new TsgiInput(
+            parseContentLength(params),
+            { pause: (paused) => (paused ? this.#socket.pause() : this.#socket.resume()) },
+            this.#site.maxBody,
+          );
     const sink = this.#sink(req);
     void this.#site
       .serve(params, req.input, sink, req.controller, { peer: this.#peer, protocol: "fastcgi" })
@@ -162,7 +164,8 @@ class FastCgiConnection {
           const h = cgiHead(head);
           data = chunk ? Buffer.concat([h, chunk]) : h;
         }
-        const ok = this.#write(fcgi.frameResponse(req.id, data, last, 0));
+        // appStatus of FCGI_END_REQUEST: the application's HTTP status (0 when it has none).
+        const ok = this.#write(fcgi.frameResponse(req.id, data, last, last ? head.code || 0 : 0));
         if (last) this.#finish(req);
         return ok || last ? undefined : this.#drained();
       },

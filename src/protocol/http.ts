@@ -50,9 +50,11 @@ export function createHttpServer(site: Site): http.Server {
   const server = http.createServer({ requestTimeout: 0, headersTimeout: site.headerTimeout || 10_000 }, (req, res) => {
     const peer = describePeer(req.socket);
     const length = req.headers["content-length"];
-    const input = new TsgiInput(length !== undefined && /^\d+$/.test(length) ? Number(length) : null, {
-      pause: (paused) => (paused ? req.pause() : req.resume()),
-    });
+    const input = new TsgiInput(
+      length !== undefined && /^\d+$/.test(length) ? Number(length) : null,
+      { pause: (paused) => (paused ? req.pause() : req.resume()) },
+      site.maxBody,
+    );
     req.on("data", (chunk: Buffer) => input.feed(chunk));
     req.on("end", () => input.finish());
     const controller = new AbortController();

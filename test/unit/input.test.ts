@@ -78,4 +78,12 @@ describe("tsgi.input", () => {
     input.fail(new Error("client gone"));
     await expect(pending).rejects.toThrow("client gone");
   });
+
+  it("a body of unknown length past max-body fails with TSGI_ERR_APP_BODY_TOO_LARGE", async () => {
+    const input = new TsgiInput(null, null, 10);
+    const all = input.read();
+    input.feed(Buffer.from("0123456789"));
+    input.feed(Buffer.from("X"));
+    await expect(all).rejects.toMatchObject({ code: "TSGI_ERR_APP_BODY_TOO_LARGE" });
+  });
 });

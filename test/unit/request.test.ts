@@ -202,6 +202,30 @@ describe("the response", () => {
   });
 });
 
+describe("max-body on a body of unknown length", () => {
+  it("an application reading past max-body gets a 413 when nothing was sent yet", async () => {
+    const input = new TsgiInput(null, null, 4);
+    const e = environ();
+    e["tsgi.input"] = input;
+    const { sink, sent } = recorder();
+    const controller = new AbortController();
+    const pending = runRequest(
+      async (env, start) => {
+        await env["tsgi.input"].read();
+        start("200 OK", []);
+        return ["read it all"];
+      },
+      e,
+      sink,
+      { signal: controller.signal, log },
+    );
+    input.feed(Buffer.from("too long"));
+    const outcome = await pending;
+    expect(outcome.status).toBe(413);
+    expect(sent.status).toBe("413 Content Too Large");
+  });
+});
+
 describe("close() exactly once", () => {
   for (const async of [false, true]) {
     it(`normal end (${async ? "async" : "sync"} body)`, async () => {
