@@ -53,6 +53,30 @@ interface Binding {
   fcgiEncodePairs(pairs: string[]): Buffer;
   fcgiFrameResponse(id: number, data: Uint8Array | string | null, end: boolean, appStatus: number): Buffer;
   uwsgiEncodeRequest(vars: string[], modifier1: number, modifier2: number): Buffer;
+  UwsgiServer: new (
+    fd: number,
+    isPipe: boolean,
+    maxParams: number,
+    headerTimeoutMs: number,
+    maxConnections: number,
+    onEvents: (connId: number, events: RawEvents, peer?: string) => void,
+  ) => NativeUwsgiServer;
+  serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number };
+  /** Master side: bound, listening sockets that nothing accepts on (native/binding/listen.cc). */
+  bindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
+  bindUnix(path: string, backlog: number): { fd: number };
+  closeFd(fd: number): void;
+}
+
+/** A uwsgi listener whose connections the native bridge owns (native/binding/uwsgi_server.cc). */
+export interface NativeUwsgiServer {
+  /** Head (byte string), body, end: false means wait for a DRAIN event before writing more. */
+  respond(connId: number, head: string | null, body: Uint8Array | string | null, end: boolean): boolean;
+  cut(connId: number): void;
+  pause(connId: number, paused: boolean): void;
+  peer(connId: number): string;
+  close(): void;
+  readonly connections: number;
 }
 
 function load(): Binding {
@@ -73,6 +97,14 @@ function load(): Binding {
 }
 
 export const binding: Binding = load();
+
+/**
+ * Whether listeners may be handed to the native bridge: on by default, TSGI_NATIVE_IO=0 keeps
+ * every socket in node:net (for comparison, or should the native side misbehave).
+ */
+export const nativeServers = {
+  available: typeof binding.UwsgiServer === "function" && process.env.TSGI_NATIVE_IO !== "0",
+};
 
 export type EventName =
   | "BEGIN" | "PARAMS" | "STDIN" | "STDIN_END" | "DATA" | "DATA_END" | "ABORT" | "GET_VALUES"

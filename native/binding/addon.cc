@@ -9,6 +9,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(data);
   tsgi::binding::init_decoders(env, exports);
   tsgi::binding::init_encoders(env, exports);
+  tsgi::binding::init_servers(env, exports);
+  tsgi::binding::init_listen(env, exports);
   return exports;
 }
 

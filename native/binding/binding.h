@@ -44,5 +44,7 @@ Napi::Value byte_string(Napi::Env env, const uint8_t* data, size_t size);
 
 void init_decoders(Napi::Env env, Napi::Object exports);
 void init_encoders(Napi::Env env, Napi::Object exports);
+void init_servers(Napi::Env env, Napi::Object exports);
+void init_listen(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsgi::binding

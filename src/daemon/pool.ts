@@ -1,12 +1,15 @@
 // A site's process group, seen from the master (mod_wsgi's WSGIDaemonProcess, PHP-FPM's
-// pool): forks `processes` workers through node:cluster with shared listening handles (the
-// master binds once; each worker accepts), replaces a worker that dies, retries one that
+// pool): binds the site's sockets once (native socket/bind/listen: the master never
+// accepts), forks `processes` workers (child_process.fork of bin/tsgi.js) with the sockets
+// in their stdio table (fd 4 onwards, in `listen` order; each worker accepts), replaces a worker that dies, retries one that
 // dies at boot with exponential backoff and marks the site failed after a few tries, reloads
 // by starting new workers before stopping old ones, and stops gracefully.
 
-import cluster, { type Worker } from "node:cluster";
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from "node:fs";
 import type { Logger } from "../log.ts";
+import { binding } from "../native.ts";
 import { describeListen, parseListen, type ListenSpec } from "./listen.ts";
 import { resolveGroup, resolveUser } from "./users.ts";
 import { WORKER_BOOT_ERROR, type WorkerConfig, type WorkerMessage } from "./worker.ts";
@@ -25,6 +28,14 @@ export interface PoolConfig extends Omit<WorkerConfig, "index" | "multiprocess">
   env: Record<string, string>;
   clearEnv: boolean;
   settings: string | null;
+}
+
+type Worker = ChildProcess & { tsgiRetired?: boolean };
+
+const WORKER_ENTRY = fileURLToPath(new URL("../../bin/tsgi.js", import.meta.url));
+
+function isDead(worker: ChildProcess): boolean {
+  return worker.exitCode !== null || worker.signalCode !== null;
 }
 
 interface Slot {
@@ -46,6 +57,8 @@ export class Pool {
   readonly #cfg: PoolConfig;
   readonly #log: Logger;
   readonly #specs: ListenSpec[];
+  /** The bound sockets, in `listen` order: the master's descriptors and the TCP ports. */
+  #sockets: { fd: number; port?: number }[] = [];
   #slots = new Map<number, Slot>();
   #generation = 0;
   #bootFailures = 0;
@@ -57,7 +70,6 @@ export class Pool {
     this.#cfg = cfg;
     this.#log = log;
     this.#specs = cfg.listen.map(parseListen);
-    cluster.schedulingPolicy = cluster.SCHED_NONE;
     const root = process.getuid?.() === 0;
     const user = cfg.user ? resolveUser(cfg.user) : null;
     const gid = cfg.group ? resolveGroup(cfg.group) : user?.gid;
@@ -69,7 +81,7 @@ export class Pool {
 
   get workers(): { pid: number; index: number; ready: boolean; uptime: number; lastRestart: string | null }[] {
     return [...this.#slots.values()].map((s) => ({
-      pid: s.worker.process.pid ?? 0,
+      pid: s.worker.pid ?? 0,
       index: s.index,
       ready: s.ready,
       uptime: (Date.now() - s.startedAt) / 1000,
@@ -79,11 +91,11 @@ export class Pool {
 
   /** Starts the group; resolves with the addresses once every worker is ready, rejects if they cannot boot. */
   async start(): Promise<string[]> {
-    this.#prepareSockets();
+    this.#bindSockets();
     const generation = ++this.#generation;
-    const ready = await Promise.all(Array.from({ length: this.#cfg.processes }, (_, i) => this.#spawn(i + 1, generation, null)));
+    await Promise.all(Array.from({ length: this.#cfg.processes }, (_, i) => this.#spawn(i + 1, generation, null)));
     this.state = "running";
-    return ready[0] ?? [];
+    return this.#specs.map((spec, i) => describeListen(spec, this.#sockets[i]?.port));
   }
 
   /** New workers start and are ready before the old ones stop accepting and drain. */
@@ -116,7 +128,7 @@ export class Pool {
   /** SIGINT twice: stop at once. */
   kill(): void {
     this.state = "stopping";
-    for (const s of this.#slots.values()) s.worker.process.kill("SIGKILL");
+    for (const s of this.#slots.values()) s.worker.kill("SIGKILL");
     this.#removeSockets();
   }
 
@@ -145,11 +157,13 @@ export class Pool {
     return env;
   }
 
-  #spawn(index: number, generation: number, reason: string | null): Promise<string[]> {
+  #spawn(index: number, generation: number, reason: string | null): Promise<void> {
     return new Promise((resolve, reject) => {
-      // Per fork: several sites (several users) share the one cluster of a daemon.
-      cluster.setupPrimary({ ...this.#ids });
-      const worker = cluster.fork(this.#workerEnv(index));
+      const worker: Worker = fork(WORKER_ENTRY, [], {
+        env: this.#workerEnv(index),
+        stdio: ["inherit", "inherit", "inherit", "ipc", ...this.#sockets.map((s) => s.fd)],
+        ...this.#ids,
+      });
       const slot: Slot = { worker, index, generation, ready: false, startedAt: Date.now(), lastRestart: reason };
       let bootError: string | null = null;
       worker.on("message", (msg: WorkerMessage) => {
@@ -159,11 +173,7 @@ export class Pool {
           this.#bootFailures = 0;
           // A newer generation's worker takes the slot; the old one is retired by reload().
           this.#slots.set(index, slot);
-          this.#applySocketMode();
-          resolve(this.#specs.map((spec, i) => {
-            const a = msg.addresses[i];
-            return describeListen(spec, typeof a === "object" && a ? a.port : undefined);
-          }));
+          resolve();
         }
       });
       worker.on("exit", (code, signal) => {
@@ -184,23 +194,23 @@ export class Pool {
           return;
         }
         if (slot.generation !== this.#generation || this.state === "stopping" || this.state === "stopped") return;
-        if ((worker as Worker & { tsgiRetired?: boolean }).tsgiRetired) return;
+        if (worker.tsgiRetired) return;
         // A crash: replace the worker; the others and their requests are untouched.
         const why = signal ? `killed by ${signal}` : `exited with status ${code}`;
-        this.#log.error(`worker ${index} (pid ${worker.process.pid}) ${why}; starting a new one`);
+        this.#log.error(`worker ${index} (pid ${worker.pid}) ${why}; starting a new one`);
         void this.#spawn(index, generation, why).catch(() => undefined);
       });
     });
   }
 
   #retire(slot: Slot): Promise<void> {
-    const worker = slot.worker as Worker & { tsgiRetired?: boolean };
+    const worker = slot.worker;
     worker.tsgiRetired = true;
     return new Promise((resolve) => {
-      if (worker.isDead()) return resolve();
+      if (isDead(worker)) return resolve();
       const kill = setTimeout(() => {
-        this.#log.warn(`worker ${slot.index} (pid ${worker.process.pid}) did not stop within graceful-timeout; killing it`);
-        worker.process.kill("SIGKILL");
+        this.#log.warn(`worker ${slot.index} (pid ${worker.pid}) did not stop within graceful-timeout; killing it`);
+        worker.kill("SIGKILL");
       }, this.#cfg.gracefulTimeout + 2000);
       worker.once("exit", () => {
         clearTimeout(kill);
@@ -210,24 +220,30 @@ export class Pool {
     });
   }
 
-  /** A stale unix socket left by a crash would make the bind fail with EADDRINUSE. */
-  #prepareSockets(): void {
+  /**
+   * Binds every listener once. A stale unix socket file left by a crash would make the bind
+   * fail with EADDRINUSE, so a socket file is removed first (never another kind of file).
+   */
+  #bindSockets(): void {
     if (this.#socketsPrepared) return;
     this.#socketsPrepared = true;
+    const BACKLOG = 511;
     for (const spec of this.#specs) {
-      if ("path" in spec && existsSync(spec.path) && lstatSync(spec.path).isSocket()) unlinkSync(spec.path);
-    }
-  }
-
-  #applySocketMode(): void {
-    for (const spec of this.#specs) {
-      if (!("path" in spec) || !existsSync(spec.path)) continue;
-      chmodSync(spec.path, this.#cfg.socketMode);
-      if (this.#socketIds) chownSync(spec.path, this.#socketIds.uid, this.#socketIds.gid);
+      if ("path" in spec) {
+        if (existsSync(spec.path) && lstatSync(spec.path).isSocket()) unlinkSync(spec.path);
+        const { fd } = binding.bindUnix(spec.path, BACKLOG);
+        chmodSync(spec.path, this.#cfg.socketMode);
+        if (this.#socketIds) chownSync(spec.path, this.#socketIds.uid, this.#socketIds.gid);
+        this.#sockets.push({ fd });
+      } else {
+        this.#sockets.push(binding.bindTcp(spec.host, spec.port, BACKLOG));
+      }
     }
   }
 
   #removeSockets(): void {
+    for (const s of this.#sockets) binding.closeFd(s.fd);
+    this.#sockets = [];
     for (const spec of this.#specs) {
       if ("path" in spec && existsSync(spec.path)) {
         try {

@@ -1,8 +1,8 @@
 // A worker process of a site's process group: imports the application before it accepts (a
-// site that cannot import fails at boot, not on its first request), listens on the sockets
-// its master shares with it (node:cluster with shared handles: the master binds, every
-// worker accepts), serves, and on "stop" stops accepting and lets requests in flight finish
-// within graceful-timeout.
+// site that cannot import fails at boot, not on its first request), accepts on the sockets
+// its master bound (descriptors 4, 5, … in `listen` order, inherited through the stdio
+// table), serves, and on "stop" stops accepting and lets requests in flight finish within
+// graceful-timeout.
 
 import type net from "node:net";
 import { createLogger } from "../log.ts";
@@ -10,8 +10,9 @@ import { createFastCgiServer } from "../protocol/fastcgi.ts";
 import { createHttpServer } from "../protocol/http.ts";
 import { Site } from "../protocol/site.ts";
 import { createUwsgiServer } from "../protocol/uwsgi.ts";
+import { serveUwsgiNatively, type NativeListener } from "../protocol/uwsgi-native.ts";
 import { loadApplication } from "./app.ts";
-import { parseListen, type ListenSpec } from "./listen.ts";
+import { parseListen } from "./listen.ts";
 
 /** Exit status of a worker that could not boot: the master stops respawning it (gunicorn's WORKER_BOOT_ERROR). */
 export const WORKER_BOOT_ERROR = 3;
@@ -35,22 +36,24 @@ export interface WorkerConfig {
 }
 
 export type WorkerMessage =
-  | { type: "ready"; addresses: (string | { address: string; port: number })[] }
+  | { type: "ready" }
   | { type: "boot-error"; code: string; message: string };
 
 function send(msg: WorkerMessage): void {
   process.send?.(msg);
 }
 
-function listen(server: net.Server, spec: ListenSpec): Promise<void> {
+/** The first inherited listening socket: fd 3 is the IPC channel to the master. */
+export const FIRST_LISTEN_FD = 4;
+
+/** Accepts on an inherited listening socket. */
+function listenOnFd(server: net.Server, fd: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    const done = () => {
+    server.listen({ fd }, () => {
       server.off("error", reject);
       resolve();
-    };
-    if ("path" in spec) server.listen({ path: spec.path }, done);
-    else server.listen({ host: spec.host, port: spec.port }, done);
+    });
   });
 }
 
@@ -82,20 +85,22 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
     log,
   });
   const servers: net.Server[] = [];
-  for (const text of cfg.listen) {
+  const natives: NativeListener[] = [];
+  for (const [i, text] of cfg.listen.entries()) {
     const spec = parseListen(text);
+    const fd = FIRST_LISTEN_FD + i;
+    // uwsgi opens a connection per request: its sockets go to the native bridge (DESIGN §2).
+    const native = spec.protocol === "uwsgi" ? serveUwsgiNatively(site, fd, "path" in spec) : null;
+    if (native) {
+      natives.push(native);
+      continue;
+    }
     const server =
       spec.protocol === "fastcgi" ? createFastCgiServer(site) : spec.protocol === "uwsgi" ? createUwsgiServer(site) : createHttpServer(site);
-    await listen(server, spec);
+    await listenOnFd(server, fd);
     servers.push(server);
   }
-  send({
-    type: "ready",
-    addresses: servers.map((s) => {
-      const a = s.address();
-      return typeof a === "string" || a === null ? String(a) : { address: a.address, port: a.port };
-    }),
-  });
+  send({ type: "ready" });
 
   let stopping = false;
   const stop = () => {
@@ -103,16 +108,18 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
     stopping = true;
     site.stopping = true;
     // Requests in flight finish; connections close as they fall idle (Site.stopping); the
-    // process exits once every server has closed, so no response is cut in a write queue.
+    // process exits once every listener has closed and every connection is gone, so no
+    // response is cut in a write queue.
     let open = servers.length;
-    const exitIfClosed = () => {
-      if (--open === 0) process.exit(0);
-    };
     for (const s of servers) {
-      s.close(exitIfClosed);
+      s.close(() => open--);
       (s as { closeIdleConnections?: () => void }).closeIdleConnections?.();
     }
+    for (const n of natives) n.close();
     site.closeIdleConnections();
+    setInterval(() => {
+      if (open <= 0 && natives.every((n) => n.connections === 0)) process.exit(0);
+    }, 10);
     setTimeout(() => {
       log.warn(`worker ${cfg.index} stops with ${site.inFlight} requests still in flight after graceful-timeout`);
       process.exit(0);

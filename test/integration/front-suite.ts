@@ -27,6 +27,8 @@ export interface SuiteOptions {
   start: (tsgi: TsgiProcess) => Promise<Started>;
   /** Client sockets at once for the 200-request test (nginx's test worker has 256 connections: client + upstream each). */
   concurrencyLimit?: Partial<Record<FrontName, number>>;
+  /** Environment of the tsgi process (e.g. TSGI_NATIVE_IO=0 for the net.Socket uwsgi server). */
+  env?: Record<string, string>;
 }
 
 export function defineFrontSuite(o: SuiteOptions): void {
@@ -36,7 +38,7 @@ export function defineFrontSuite(o: SuiteOptions): void {
   let baseline: Front;
 
   beforeAll(async () => {
-    tsgi = await startTsgi({ listen: o.listen, args: ["--processes", "2"] });
+    tsgi = await startTsgi({ listen: o.listen, args: ["--processes", "2"], ...(o.env ? { env: o.env } : {}) });
     started = await o.start(tsgi);
     for (const f of started.fronts) fronts.set(f.name, f);
     baseline = fronts.get("tsgi-http")!;

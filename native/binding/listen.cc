@@ -1,0 +1,111 @@
+// Binds listening sockets for the master (DESIGN §4: "the master binds the sockets and hands
+// them to the workers"): socket, bind, listen, and nothing else — the master never accepts.
+// Workers receive the descriptors through their stdio table and listen on them (node:net) or
+// hand them to the native uwsgi server. A bound-but-never-accepted socket is what Node's own
+// API cannot make (a net.Server accepts as soon as it listens).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "binding.h"
+
+namespace tsgi::binding {
+
+namespace {
+
+Napi::Value fail(Napi::Env env, const std::string& what, int err) {
+  Napi::Error e = Napi::Error::New(env, what + ": " + std::strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.ThrowAsJavaScriptException();
+  return Napi::Value();
+}
+
+// bindTcp(host, port, backlog) -> { fd, port }
+Napi::Value bind_tcp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string host = info[0].As<Napi::String>().Utf8Value();
+  const std::string port = std::to_string(info[1].As<Napi::Number>().Uint32Value());
+  const int backlog = info[2].As<Napi::Number>().Int32Value();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const int gai = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+  if (gai != 0) {
+    Napi::Error::New(env, "cannot resolve " + host + ": " + gai_strerror(gai)).ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  int err = 0;
+  int fd = -1;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    // CLOEXEC: a child gets the socket only where spawn maps it into its stdio table.
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      err = errno;
+      continue;
+    }
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0) break;
+    err = errno;
+    ::close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return fail(env, "cannot listen on " + host + ":" + port, err);
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int bound = addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                                : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("port", Napi::Number::New(env, bound));
+  return out;
+}
+
+// bindUnix(path, backlog) -> { fd }
+Napi::Value bind_unix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const int backlog = info[1].As<Napi::Number>().Int32Value();
+  sockaddr_un addr{};
+  if (path.size() >= sizeof addr.sun_path) return fail(env, "unix socket path too long: " + path, ENAMETOOLONG);
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(env, "cannot create a unix socket", errno);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, backlog) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return fail(env, "cannot listen on unix:" + path, err);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  return out;
+}
+
+// closeFd(fd)
+Napi::Value close_fd(const Napi::CallbackInfo& info) {
+  ::close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void init_listen(Napi::Env env, Napi::Object exports) {
+  exports.Set("bindTcp", Napi::Function::New<bind_tcp>(env));
+  exports.Set("bindUnix", Napi::Function::New<bind_unix>(env));
+  exports.Set("closeFd", Napi::Function::New<close_fd>(env));
+}
+
+}  // namespace tsgi::binding
