@@ -30,10 +30,18 @@ export interface LogStreams {
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-/** The time as common log format writes it: 10/Oct/2000:13:55:36 +0000 (UTC). */
-function clfTime(d: Date): string {
+/** The time as common log format writes it: 10/Oct/2000:13:55:36 +0000 (UTC), made once a second. */
+let clfSecond = -1;
+let clfText = "";
+function clfTime(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second === clfSecond) return clfText;
+  const d = new Date(now);
   const p = (n: number) => String(n).padStart(2, "0");
-  return `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+  clfSecond = second;
+  clfText = `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+  return clfText;
 }
 
 function describe(err: unknown): string {
@@ -63,7 +71,7 @@ export function createLogger(site: string, streams: LogStreams = { error: proces
     access: (e) => {
       if (!streams.access) return;
       if (pending === "") setImmediate(flush);
-      pending += `${e.remoteAddr || "-"} - ${e.user || "-"} [${clfTime(new Date())}] "${e.method} ${e.uri} ${e.protocol}" ${e.status} ${e.bytes || "-"} ${e.durationMs.toFixed(3)}ms\n`;
+      pending += `${e.remoteAddr || "-"} - ${e.user || "-"} [${clfTime()}] "${e.method} ${e.uri} ${e.protocol}" ${e.status} ${e.bytes || "-"} ${e.durationMs.toFixed(3)}ms\n`;
     },
   };
 }

@@ -5,6 +5,7 @@
 // native decoders.
 
 import { tsgiError, type TsgiError } from "../errors.ts";
+import type { RequestAbort } from "./abort.ts";
 import type { TsgiInput } from "./input.ts";
 
 export interface ErrorStream {
@@ -40,7 +41,7 @@ export interface EnvironContext {
   input: TsgiInput;
   errors: ErrorStream;
   multiprocess: boolean;
-  signal: AbortSignal;
+  abort: RequestAbort;
   fileWrapper: FileWrapper;
 }
 
@@ -134,6 +135,9 @@ export function buildEnviron(list: string[], ctx: EnvironContext): EnvironResult
   for (let i = 0; i + 1 < list.length; i += 2) {
     const name = list[i]!;
     const value = list[i + 1]!;
+    // An empty CONTENT_TYPE/CONTENT_LENGTH is nginx's `$content_type` of a request without
+    // one: absent, not "" (DESIGN §1), so `"CONTENT_LENGTH" in environ` means a length was given.
+    if (value === "" && (name === "CONTENT_LENGTH" || name === "CONTENT_TYPE")) continue;
     const prev = params[name];
     if (prev === undefined) params[name] = value;
     else params[name] = repeated(name, prev, value);
@@ -154,10 +158,6 @@ export function buildEnviron(list: string[], ctx: EnvironContext): EnvironResult
   environ.PATH_INFO = resolved.slice(mount.length);
   environ.REQUEST_METHOD ??= "GET";
   environ.QUERY_STRING ??= "";
-  // An empty CONTENT_TYPE/CONTENT_LENGTH is nginx's `$content_type` of a request without one:
-  // absent, not "" (DESIGN §1), so `"CONTENT_LENGTH" in environ` means a length was given.
-  if (params.CONTENT_TYPE === "") delete environ.CONTENT_TYPE;
-  if (params.CONTENT_LENGTH === "") delete environ.CONTENT_LENGTH;
 
   const https = params.HTTPS?.toLowerCase();
   environ["tsgi.version"] = [1, 0];
@@ -169,7 +169,9 @@ export function buildEnviron(list: string[], ctx: EnvironContext): EnvironResult
   environ["tsgi.multiprocess"] = ctx.multiprocess;
   environ["tsgi.run_once"] = false;
   environ["tsgi.input_terminated"] = true;
-  environ["tsgi.signal"] = ctx.signal;
+  // Made on first use (most applications never look): see abort.ts.
+  const abort = ctx.abort;
+  Object.defineProperty(environ, "tsgi.signal", { get: () => abort.signal, enumerable: true, configurable: true });
   environ["tsgi.file_wrapper"] = ctx.fileWrapper;
   return { environ };
 }

@@ -41,6 +41,9 @@ export class TsgiInput implements AsyncIterable<Uint8Array> {
     if (this.#limit === 0) this.#ended = true;
   }
 
+  /** The input of every request without a body: it never changes, so one serves them all. */
+  static readonly EMPTY: TsgiInput = new TsgiInput(0);
+
   /** An input that is already complete: a request without a body, or a body held whole. */
   static of(body: Uint8Array = EMPTY): TsgiInput {
     const input = new TsgiInput(body.length);

@@ -6,6 +6,7 @@
 
 import { tsgiError, type TsgiError } from "../errors.ts";
 import type { Body, Chunk, Environ } from "./environ.ts";
+import type { RequestAbort } from "./abort.ts";
 import { ResponseHead, type StartResponse } from "./start-response.ts";
 
 export type Application = (environ: Environ, startResponse: StartResponse) => Body | Promise<Body>;
@@ -28,7 +29,7 @@ export interface RequestLog {
 
 export interface RequestOptions {
   /** Aborted when the client or front server gives up, or the request times out (reason: a TsgiError). */
-  signal: AbortSignal;
+  abort: RequestAbort;
   log: RequestLog;
   /** Show the exception to the client in the 500 body (the site's `debug`). */
   debug?: boolean;
@@ -65,7 +66,7 @@ function checkBody(body: unknown): asserts body is Body {
 }
 
 export async function runRequest(app: Application, environ: Environ, sink: ResponseSink, opts: RequestOptions): Promise<RequestOutcome> {
-  const { signal, log } = opts;
+  const { abort: signal, log } = opts;
   const method = environ.REQUEST_METHOD;
   let bytes = 0;
   let sinkFailed = false;
@@ -100,12 +101,13 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
     }
   };
 
-  const abortedSignal = new Promise<typeof ABORTED>((resolve) => {
-    if (signal.aborted) resolve(ABORTED);
-    else signal.addEventListener("abort", () => resolve(ABORTED), { once: true });
-  });
-  const race = <T>(p: T | Promise<T>): Promise<T | typeof ABORTED> =>
-    p instanceof Promise ? Promise.race([p, abortedSignal]) : Promise.resolve(p);
+  // Made only when something is awaited: a synchronous application never pays for it.
+  let abortedSignal: Promise<typeof ABORTED> | null = null;
+  const race = <T>(p: T | Promise<T>): T | typeof ABORTED | Promise<T | typeof ABORTED> => {
+    if (!(p instanceof Promise)) return p;
+    abortedSignal ??= new Promise<typeof ABORTED>((resolve) => signal.onAbort(() => resolve(ABORTED)));
+    return Promise.race([p, abortedSignal]);
+  };
 
   try {
     let called: Body | Promise<Body>;
@@ -114,7 +116,12 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
     } catch (err) {
       return await failed(err);
     }
-    const result = await race(called).catch((err: unknown) => failed(err));
+    let result: Body | typeof ABORTED | RequestOutcome;
+    try {
+      result = await race(called);
+    } catch (err) {
+      result = await failed(err);
+    }
     if (result === ABORTED) {
       // The application may still return a body later: it gets closed then.
       void Promise.resolve(called).then(

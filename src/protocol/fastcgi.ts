@@ -6,6 +6,7 @@
 
 import net from "node:net";
 import { tsgiError, FCGI_OVERLOADED, FCGI_REQUEST_COMPLETE, FCGI_UNKNOWN_ROLE } from "../errors.ts";
+import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
@@ -31,7 +32,7 @@ interface Request {
   role: number;
   keepConn: boolean;
   input: TsgiInput | null;
-  controller: AbortController;
+  controller: RequestAbort;
   /** FCGI_END_REQUEST was written (or the connection is gone): nothing more for this id. */
   ended: boolean;
 }
@@ -127,7 +128,7 @@ class FastCgiConnection {
       role,
       keepConn: (flags & FCGI_KEEP_CONN) !== 0,
       input: null,
-      controller: new AbortController(),
+      controller: new RequestAbort(),
       ended: false,
     });
   }
@@ -137,11 +138,12 @@ class FastCgiConnection {
     if (!req) return;
     this.#timer.disarm();
     // mod_authnz_fcgi sends no FCGI_STDIN at all: an authorizer's input is empty.
+    const contentLength = parseContentLength(params);
     req.input =
-      req.role === FCGI_AUTHORIZER
-        ? TsgiInput.of()
+      req.role === FCGI_AUTHORIZER || contentLength === 0
+        ? TsgiInput.EMPTY
         : new TsgiInput(
-            parseContentLength(params),
+            contentLength,
             { pause: (paused) => (paused ? this.#socket.pause() : this.#socket.resume()) },
             this.#site.maxBody,
           );

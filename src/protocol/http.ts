@@ -4,6 +4,7 @@
 
 import http from "node:http";
 import { tsgiError } from "../errors.ts";
+import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import { describePeer } from "./connection.ts";
@@ -57,7 +58,7 @@ export function createHttpServer(site: Site): http.Server {
     );
     req.on("data", (chunk: Buffer) => input.feed(chunk));
     req.on("end", () => input.finish());
-    const controller = new AbortController();
+    const controller = new RequestAbort();
     let ended = false;
     res.on("close", () => {
       if (ended) return;

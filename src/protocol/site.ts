@@ -7,6 +7,7 @@ import { tsgiError, type TsgiError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { fileWrapper } from "../gateway/body.ts";
 import { buildEnviron, normalizeMount, type ErrorStream } from "../gateway/environ.ts";
+import type { RequestAbort } from "../gateway/abort.ts";
 import type { TsgiInput } from "../gateway/input.ts";
 import { runRequest, type Application, type RequestOutcome, type ResponseSink } from "../gateway/request.ts";
 import { ResponseHead } from "../gateway/start-response.ts";
@@ -95,7 +96,7 @@ export class Site {
    * Serves one request whose params are complete. `controller` aborts it (client gone,
    * FCGI_ABORT_REQUEST); the body keeps flowing into `input` from the protocol.
    */
-  async serve(params: string[], input: TsgiInput, sink: ResponseSink, controller: AbortController, meta: RequestMeta): Promise<RequestOutcome> {
+  async serve(params: string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): Promise<RequestOutcome> {
     const started = performance.now();
     this.inFlight++;
     try {
@@ -110,7 +111,7 @@ export class Site {
     params: string[],
     input: TsgiInput,
     sink: ResponseSink,
-    controller: AbortController,
+    controller: RequestAbort,
     meta: RequestMeta,
     started: number,
   ): Promise<RequestOutcome> {
@@ -119,7 +120,7 @@ export class Site {
       input,
       errors: this.errors,
       multiprocess: this.multiprocess,
-      signal: controller.signal,
+      abort: controller,
       fileWrapper,
     });
     let outcome: RequestOutcome;
@@ -133,17 +134,11 @@ export class Site {
       this.log.info(`${meta.peer}: request body of ${String(environ.CONTENT_LENGTH)} bytes is over max-body (${this.maxBody})`);
       outcome = await this.#refuse(sink, 413, method);
     } else {
-      const timer =
-        this.requestTimeout > 0
-          ? setTimeout(
-              () => controller.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: `${this.requestTimeout / 1000}s` })),
-              this.requestTimeout,
-            )
-          : null;
+      this.#track(controller);
       try {
-        outcome = await runRequest(this.app, environ, sink, { signal: controller.signal, log: this.log, debug: this.debug });
+        outcome = await runRequest(this.app, environ, sink, { abort: controller, log: this.log, debug: this.debug });
       } finally {
-        if (timer) clearTimeout(timer);
+        this.#untrack(controller);
       }
     }
     input.discard();
@@ -158,6 +153,36 @@ export class Site {
       user: environ?.REMOTE_USER as string | undefined,
     });
     return outcome;
+  }
+
+  // request-timeout without a timer per request: one sweep over the requests in flight, at
+  // most a quarter of the timeout (and 250 ms) late.
+  readonly #deadlines = new Map<RequestAbort, number>();
+  #sweeper: NodeJS.Timeout | null = null;
+
+  #track(abort: RequestAbort): void {
+    if (this.requestTimeout <= 0) return;
+    this.#deadlines.set(abort, Date.now() + this.requestTimeout);
+    if (this.#sweeper) return;
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, this.requestTimeout / 4)));
+    this.#sweeper.unref();
+  }
+
+  #untrack(abort: RequestAbort): void {
+    this.#deadlines.delete(abort);
+    if (this.#deadlines.size === 0 && this.#sweeper) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = null;
+    }
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [abort, deadline] of this.#deadlines) {
+      if (deadline > now) continue;
+      this.#deadlines.delete(abort);
+      abort.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: `${this.requestTimeout / 1000}s` }));
+    }
   }
 
   closeIdleConnections(): void {

@@ -5,6 +5,7 @@
 // Cross-language contract: the event kinds and `respond`'s arguments, with uwsgi_server.cc.
 
 import { tsgiError } from "../errors.ts";
+import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
@@ -21,7 +22,7 @@ function headText(head: ResponseHead): string {
 
 interface Request {
   input: TsgiInput;
-  controller: AbortController;
+  controller: RequestAbort;
   ended: boolean;
   drain: { resolve: () => void; reject: (err: Error) => void } | null;
 }
@@ -91,8 +92,8 @@ export function serveUwsgiNatively(site: Site, fd: number, isPipe: boolean): Nat
   const native = new binding.UwsgiServer(fd, isPipe, site.maxParams, site.headerTimeout, site.maxConnections, onEvents);
 
   function request(id: number, vars: string[], contentLength: number): void {
-    const input = new TsgiInput(contentLength, { pause: (paused) => native.pause(id, paused) });
-    const req: Request = { input, controller: new AbortController(), ended: false, drain: null };
+    const input = contentLength === 0 ? TsgiInput.EMPTY : new TsgiInput(contentLength, { pause: (paused) => native.pause(id, paused) }, site.maxBody);
+    const req: Request = { input, controller: new RequestAbort(), ended: false, drain: null };
     requests.set(id, req);
     const sink: ResponseSink = {
       send(head, chunk, last) {

@@ -5,6 +5,7 @@
 
 import net from "node:net";
 import { tsgiError } from "../errors.ts";
+import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
@@ -25,7 +26,7 @@ class UwsgiConnection {
   readonly #peer: string;
   readonly #decoder: UwsgiDecoder;
   readonly #timer: HeaderTimer;
-  readonly #controller = new AbortController();
+  readonly #controller = new RequestAbort();
   #input: TsgiInput | null = null;
   #ended = false;
   #closed = false;
@@ -83,9 +84,10 @@ class UwsgiConnection {
 
   #request(vars: string[], contentLength: number): void {
     this.#timer.disarm();
-    const input = new TsgiInput(contentLength, {
-      pause: (paused) => (paused ? this.#socket.pause() : this.#socket.resume()),
-    });
+    const input =
+      contentLength === 0
+        ? TsgiInput.EMPTY
+        : new TsgiInput(contentLength, { pause: (paused) => (paused ? this.#socket.pause() : this.#socket.resume()) }, this.#site.maxBody);
     this.#input = input;
     const sink = this.#sink();
     void this.#site

@@ -4,13 +4,14 @@ import { describe, expect, it } from "vitest";
 import { buildEnviron, normalizeMount, type Environ } from "../../src/gateway/environ.ts";
 import { fileWrapper } from "../../src/gateway/body.ts";
 import { TsgiInput } from "../../src/gateway/input.ts";
+import { RequestAbort } from "../../src/gateway/abort.ts";
 
 const ctx = (mount = "") => ({
   mount: normalizeMount(mount),
   input: TsgiInput.of(),
   errors: { write() {}, flush() {} },
   multiprocess: true,
-  signal: new AbortController().signal,
+  abort: new RequestAbort(),
   fileWrapper,
 });
 const env = (params: string[], mount = ""): Environ => {

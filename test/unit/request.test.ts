@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { buildEnviron, type Body, type Environ } from "../../src/gateway/environ.ts";
 import { fileWrapper } from "../../src/gateway/body.ts";
 import { TsgiInput } from "../../src/gateway/input.ts";
+import { RequestAbort } from "../../src/gateway/abort.ts";
 import { runRequest, type Application, type ResponseSink } from "../../src/gateway/request.ts";
 import type { ResponseHead } from "../../src/gateway/start-response.ts";
 import { validate } from "../../src/gateway/validate.ts";
@@ -41,13 +42,13 @@ function recorder(): { sink: ResponseSink; sent: Sent } {
   return { sink, sent };
 }
 
-function environ(method = "GET", signal = new AbortController().signal): Environ {
+function environ(method = "GET", abort = new RequestAbort()): Environ {
   const r = buildEnviron(["REQUEST_METHOD", method, "DOCUMENT_URI", "/x", "SERVER_NAME", "h", "SERVER_PORT", "80"], {
     mount: "",
     input: TsgiInput.of(),
     errors: { write() {}, flush() {} },
     multiprocess: false,
-    signal,
+    abort,
     fileWrapper,
   });
   if (!("environ" in r)) throw r.error;
@@ -57,9 +58,9 @@ function environ(method = "GET", signal = new AbortController().signal): Environ
 const errors: unknown[] = [];
 const log = { error: (_m: string, err?: unknown) => void errors.push(err) };
 
-async function run(app: Application, method = "GET", controller = new AbortController()) {
+async function run(app: Application, method = "GET", controller = new RequestAbort()) {
   const { sink, sent } = recorder();
-  const outcome = await runRequest(validate(app), environ(method, controller.signal), sink, { signal: controller.signal, log });
+  const outcome = await runRequest(validate(app), environ(method, controller), sink, { abort: controller, log });
   return { sent, outcome };
 }
 
@@ -208,7 +209,7 @@ describe("max-body on a body of unknown length", () => {
     const e = environ();
     e["tsgi.input"] = input;
     const { sink, sent } = recorder();
-    const controller = new AbortController();
+    const controller = new RequestAbort();
     const pending = runRequest(
       async (env, start) => {
         await env["tsgi.input"].read();
@@ -217,7 +218,7 @@ describe("max-body on a body of unknown length", () => {
       },
       e,
       sink,
-      { signal: controller.signal, log },
+      { abort: controller, log },
     );
     input.feed(Buffer.from("too long"));
     const outcome = await pending;
@@ -249,7 +250,7 @@ describe("close() exactly once", () => {
   }
 
   it("the client going away mid-stream: signal aborted, close() once, nothing more sent", async () => {
-    const controller = new AbortController();
+    const controller = new RequestAbort();
     const state = { closes: 0, sawAbort: false };
     let yielded = 0;
     const body = {
@@ -276,7 +277,7 @@ describe("close() exactly once", () => {
   });
 
   it("a timeout before anything was sent answers 504 and closes the body", async () => {
-    const controller = new AbortController();
+    const controller = new RequestAbort();
     const state = { closes: 0 };
     const pending = run((_e, start) => {
       start("200 OK", []);
@@ -298,7 +299,7 @@ describe("close() exactly once", () => {
   });
 
   it("an application that never returns: 504 at the timeout, and its late body is closed when it comes", async () => {
-    const controller = new AbortController();
+    const controller = new RequestAbort();
     let release: (b: Body) => void = () => undefined;
     const { body, state } = counted(["late"]);
     const pending = run(() => new Promise<Body>((r) => (release = r)), "GET", controller);
