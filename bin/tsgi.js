@@ -1,17 +1,33 @@
 #!/usr/bin/env node
-// The `tsgi` command: registers tsx (TypeScript without a build step, for tsgi itself and
-// for the sites it loads), then runs the command line — or, in a worker forked by a master,
-// the worker.
-import { register } from "tsx/esm/api";
+// The `tsgi` command, and every worker's entry point. It runs tsgi from dist/tsgi.mjs when
+// that bundle is at least as new as every file in src/ (`npm run build:js`, run by
+// `npm install`), else from src/ through tsx; a site's TypeScript application gets tsx
+// either way (src/daemon/app.ts).
+import { readdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-register();
-if (process.env.TSGI_WORKER && process.send) {
-  const { runWorker } = await import("../src/daemon/worker.ts");
-  const config = JSON.parse(process.env.TSGI_WORKER);
-  // The application's own child processes are not workers.
-  delete process.env.TSGI_WORKER;
-  await runWorker(config);
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+function bundleIsFresh() {
+  let built;
+  try {
+    built = statSync(join(root, "dist", "tsgi.mjs")).mtimeMs;
+  } catch {
+    return false;
+  }
+  for (const entry of readdirSync(join(root, "src"), { recursive: true, withFileTypes: true })) {
+    if (entry.isFile() && statSync(join(entry.parentPath, entry.name)).mtimeMs > built) return false;
+  }
+  return true;
+}
+
+if (bundleIsFresh() && process.env.TSGI_FROM_SOURCE !== "1") {
+  const { start } = await import("../dist/tsgi.mjs");
+  await start();
 } else {
-  const { main } = await import("../src/cli.ts");
-  await main(process.argv);
+  const { register } = await import("tsx/esm/api");
+  register();
+  const { start } = await import("../src/main.ts");
+  await start();
 }

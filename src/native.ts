@@ -5,11 +5,9 @@
 
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { nativeStatusCode, tsgiError, type ErrorCode } from "./errors.ts";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+import { ROOT as root } from "./paths.ts";
 
 /** Where the addon may be: TSGI_NATIVE (an ASan or debug build) first, then node-gyp's and cmake-js's outputs. */
 function candidates(): string[] {

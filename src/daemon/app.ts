@@ -33,10 +33,26 @@ function moduleUrl(module: string, cwd: string): string {
   }
 }
 
+let tsxRegistered = false;
+
+/**
+ * TypeScript applications load through tsx. It is registered only for them (or when
+ * TSGI_TSX=1, for a JavaScript module that imports TypeScript): its loader runs in a thread
+ * of its own, which a plain JavaScript site need not pay for in every worker.
+ */
+async function registerTsx(url: string): Promise<void> {
+  if (tsxRegistered || process.env.TSGI_TSX === "0") return;
+  if (!/\.(m|c)?ts$/.test(url) && process.env.TSGI_TSX !== "1") return;
+  const { register } = await import("tsx/esm/api");
+  register();
+  tsxRegistered = true;
+}
+
 /** Imports the module (running its top-level code) and returns the callable. */
 export async function loadApplication(spec: string, cwd: string = process.cwd()): Promise<Application> {
   const { module, callable } = splitAppSpec(spec);
   const url = moduleUrl(module, cwd);
+  await registerTsx(url);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(url)) as Record<string, unknown>;

@@ -6,7 +6,7 @@
 // by starting new workers before stopping old ones, and stops gracefully.
 
 import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { BIN } from "../paths.ts";
 import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from "node:fs";
 import type { Logger } from "../log.ts";
 import { binding } from "../native.ts";
@@ -32,7 +32,7 @@ export interface PoolConfig extends Omit<WorkerConfig, "index" | "multiprocess">
 
 type Worker = ChildProcess & { tsgiRetired?: boolean };
 
-const WORKER_ENTRY = fileURLToPath(new URL("../../bin/tsgi.js", import.meta.url));
+const WORKER_ENTRY = BIN;
 
 function isDead(worker: ChildProcess): boolean {
   return worker.exitCode !== null || worker.signalCode !== null;
