@@ -20,23 +20,64 @@ export function describePeer(socket: net.Socket): string {
   return typeof local === "string" ? `unix:${local}` : "unix socket";
 }
 
-/** Fires `onExpire` when armed for `ms` without being disarmed (0 = never). */
+/**
+ * Fires `onExpire` when armed for `ms` without being disarmed (0 = never). Armed and disarmed
+ * once per keep-conn request, so no timer of its own: one sweep per timeout value visits the
+ * armed ones (expiry is up to a quarter of `ms`, at most 250 ms, late).
+ */
 export class HeaderTimer {
-  #timer: NodeJS.Timeout | null = null;
+  #deadline = 0;
   constructor(
     readonly ms: number,
     readonly onExpire: () => void,
   ) {}
   arm(): void {
     if (this.ms <= 0) return;
-    this.disarm();
-    this.#timer = setTimeout(this.onExpire, this.ms);
-    this.#timer.unref();
+    this.#deadline = Date.now() + this.ms;
+    sweeperFor(this.ms).add(this);
   }
   disarm(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    if (this.#deadline === 0) return;
+    this.#deadline = 0;
+    sweeperFor(this.ms).delete(this);
   }
+  /** Called by the sweep: true when it fired (and is no longer armed). */
+  expireIfDue(now: number): boolean {
+    if (this.#deadline === 0 || this.#deadline > now) return false;
+    this.#deadline = 0;
+    this.onExpire();
+    return true;
+  }
+}
+
+class Sweeper {
+  readonly #armed = new Set<HeaderTimer>();
+  #interval: NodeJS.Timeout | null = null;
+  constructor(readonly ms: number) {}
+  add(t: HeaderTimer): void {
+    this.#armed.add(t);
+    if (this.#interval) return;
+    this.#interval = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, this.ms / 4)));
+    this.#interval.unref();
+  }
+  delete(t: HeaderTimer): void {
+    this.#armed.delete(t);
+    if (this.#armed.size === 0 && this.#interval) {
+      clearInterval(this.#interval);
+      this.#interval = null;
+    }
+  }
+  #sweep(): void {
+    const now = Date.now();
+    for (const t of this.#armed) if (t.expireIfDue(now)) this.delete(t);
+  }
+}
+
+const sweepers = new Map<number, Sweeper>();
+function sweeperFor(ms: number): Sweeper {
+  let s = sweepers.get(ms);
+  if (!s) sweepers.set(ms, (s = new Sweeper(ms)));
+  return s;
 }
 
 /**
