@@ -91,22 +91,27 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
 
   let body: Body | undefined;
   let closed = false;
-  const close = async () => {
-    if (closed || !body || typeof body.close !== "function") return;
+  // close() of the body, once; a promise only when there is one to wait for.
+  const close = (): Promise<void> | undefined => {
+    if (closed || !body || typeof body.close !== "function") return undefined;
     closed = true;
     try {
-      await body.close();
+      const r = body.close();
+      return r instanceof Promise ? r.catch((err: unknown) => log.error("the response body's close() threw", err)) : undefined;
     } catch (err) {
       log.error("the response body's close() threw", err);
+      return undefined;
     }
   };
 
-  // Made only when something is awaited: a synchronous application never pays for it.
-  let abortedSignal: Promise<typeof ABORTED> | null = null;
+  // A wait that an abort cuts short. Only what is really pending pays for it: a synchronous
+  // application and writes that need no draining never make a promise here.
   const race = <T>(p: T | Promise<T>): T | typeof ABORTED | Promise<T | typeof ABORTED> => {
     if (!(p instanceof Promise)) return p;
-    abortedSignal ??= new Promise<typeof ABORTED>((resolve) => signal.onAbort(() => resolve(ABORTED)));
-    return Promise.race([p, abortedSignal]);
+    return new Promise<T | typeof ABORTED>((resolve, reject) => {
+      p.then(resolve, reject);
+      signal.onAbort(() => resolve(ABORTED));
+    });
   };
 
   try {
@@ -117,10 +122,14 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
       return await failed(err);
     }
     let result: Body | typeof ABORTED | RequestOutcome;
-    try {
-      result = await race(called);
-    } catch (err) {
-      result = await failed(err);
+    if (called instanceof Promise) {
+      try {
+        result = await race(called);
+      } catch (err) {
+        result = await failed(err);
+      }
+    } else {
+      result = called;
     }
     if (result === ABORTED) {
       // The application may still return a body later: it gets closed then.
@@ -138,17 +147,19 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
     checkBody(body);
 
     let done = false;
-    const emit = async (chunk: Chunk, last: boolean): Promise<boolean> => {
+    // Sends a chunk; true when the response is over early (HEAD/204/304, or aborted). A
+    // promise only when the write has to wait for the socket to drain.
+    const emit = (chunk: Chunk, last: boolean): boolean | Promise<boolean> => {
       const bytesOf = toBytes(chunk);
       if (bytesOf.length === 0 && !last) return false;
       if (head.status === null) throw tsgiError("TSGI_ERR_APP_NO_START_RESPONSE", {});
       if (noBodyAllowed(method, head.code)) {
         // HEAD/1xx/204/304: the head and nothing else; no need to generate the rest.
-        await race(send(null, true));
-        return true;
+        const r = send(null, true);
+        return r ? Promise.resolve(race(r)).then(() => true) : true;
       }
-      const r = await race(send(bytesOf.length > 0 ? bytesOf : null, last));
-      return r === ABORTED;
+      const r = send(bytesOf.length > 0 ? bytesOf : null, last);
+      return r ? Promise.resolve(race(r)).then((x) => x === ABORTED) : false;
     };
 
     if (Symbol.asyncIterator in body) {
@@ -158,7 +169,8 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
         const r = await race(it.next());
         if (r === ABORTED) break;
         if (r.done) break;
-        if (await emit(r.value, false)) {
+        const over = emit(r.value, false);
+        if (over === true || (over !== false && (await over))) {
           done = true;
           break;
         }
@@ -170,7 +182,8 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
       let cur = it.next();
       while (!cur.done && !signal.aborted) {
         const next = it.next();
-        if (await emit(cur.value, next.done === true)) {
+        const over = emit(cur.value, next.done === true);
+        if (over === true || (over !== false && (await over))) {
           done = true;
           break;
         }
@@ -181,14 +194,16 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
     if (signal.aborted) return aborted();
     if (!done) {
       if (head.status === null) throw tsgiError("TSGI_ERR_APP_NO_START_RESPONSE", {});
-      await race(send(null, true));
+      const r = send(null, true);
+      if (r) await race(r);
       if (signal.aborted) return aborted();
     }
     return { status: head.code, bytes, end: "complete" };
   } catch (err) {
     return await failed(err);
   } finally {
-    await close();
+    const closing = close();
+    if (closing) await closing;
   }
 
   function isOutcome(v: unknown): v is RequestOutcome {
