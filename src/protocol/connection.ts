@@ -21,11 +21,12 @@ export function describePeer(socket: net.Socket): string {
 }
 
 /**
- * Fires `onExpire` when armed for `ms` without being disarmed (0 = never). Armed and disarmed
- * once per keep-conn request, so no timer of its own: one sweep per timeout value visits the
- * armed ones (expiry is up to a quarter of `ms`, at most 250 ms, late).
+ * Fires `onExpire` when armed for `ms` without being disarmed (0 = never): header-timeout of
+ * a connection, request-timeout of a request. Armed and disarmed once per request, so no
+ * timer of its own: one sweep per timeout value visits the armed ones (expiry is up to a
+ * quarter of `ms`, at most 250 ms, late).
  */
-export class HeaderTimer {
+export class Deadline {
   #deadline = 0;
   constructor(
     readonly ms: number,
@@ -51,16 +52,16 @@ export class HeaderTimer {
 }
 
 class Sweeper {
-  readonly #armed = new Set<HeaderTimer>();
+  readonly #armed = new Set<Deadline>();
   #interval: NodeJS.Timeout | null = null;
   constructor(readonly ms: number) {}
-  add(t: HeaderTimer): void {
+  add(t: Deadline): void {
     this.#armed.add(t);
     if (this.#interval) return;
     this.#interval = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, this.ms / 4)));
     this.#interval.unref();
   }
-  delete(t: HeaderTimer): void {
+  delete(t: Deadline): void {
     this.#armed.delete(t);
     if (this.#armed.size === 0 && this.#interval) {
       clearInterval(this.#interval);
@@ -78,6 +79,23 @@ function sweeperFor(ms: number): Sweeper {
   let s = sweepers.get(ms);
   if (!s) sweepers.set(ms, (s = new Sweeper(ms)));
   return s;
+}
+
+/**
+ * Resolves when `socket` drained its write queue; rejects when it closed first (the peer is
+ * gone: the response cannot be finished).
+ */
+export function drained(socket: NodeJS.EventEmitter & { readonly destroyed: boolean }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      socket.off("drain", done);
+      socket.off("close", done);
+      if (socket.destroyed) reject(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" }));
+      else resolve();
+    };
+    socket.on("drain", done);
+    socket.on("close", done);
+  });
 }
 
 /**

@@ -11,7 +11,7 @@ import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, codecError, createFastCgiDecoder, fcgi, type FastCgiDecoder, type RawEvents } from "../native.ts";
-import { coded, cutConnection, describePeer, HeaderTimer, lingerThenClose, parseContentLength } from "./connection.ts";
+import { coded, cutConnection, describePeer, drained, Deadline, lingerThenClose, parseContentLength } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 const FCGI_RESPONDER = 1;
@@ -43,7 +43,7 @@ class FastCgiConnection {
   readonly #peer: string;
   readonly #decoder: FastCgiDecoder;
   readonly #requests = new Map<number, Request>();
-  readonly #timer: HeaderTimer;
+  readonly #timer: Deadline;
   #closed = false;
 
   constructor(site: Site, socket: net.Socket) {
@@ -51,7 +51,7 @@ class FastCgiConnection {
     this.#socket = socket;
     this.#peer = describePeer(socket);
     this.#decoder = createFastCgiDecoder({ maxParams: site.maxParams, maxRequests: site.maxRequests });
-    this.#timer = new HeaderTimer(site.headerTimeout, () => {
+    this.#timer = new Deadline(site.headerTimeout, () => {
       site.log.info(`${this.#peer}: ${coded("TSGI_ERR_FCGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
       socket.destroy();
     });
@@ -169,7 +169,7 @@ class FastCgiConnection {
         // appStatus of FCGI_END_REQUEST: the application's HTTP status (0 when it has none).
         const ok = this.#write(fcgi.frameResponse(req.id, data, last, last ? head.code || 0 : 0));
         if (last) this.#finish(req);
-        return ok || last ? undefined : this.#drained();
+        return ok || last ? undefined : drained(this.#socket);
       },
       abort: () => {
         if (req.ended) return;
@@ -227,19 +227,6 @@ class FastCgiConnection {
   #write(buf: Buffer): boolean {
     if (this.#closed || this.#socket.destroyed) return true;
     return this.#socket.write(buf);
-  }
-
-  #drained(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const done = () => {
-        this.#socket.off("drain", done);
-        this.#socket.off("close", done);
-        if (this.#closed) reject(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" }));
-        else resolve();
-      };
-      this.#socket.on("drain", done);
-      this.#socket.on("close", done);
-    });
   }
 
   #onClose(): void {

@@ -7,7 +7,7 @@ import { tsgiError } from "../errors.ts";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
-import { describePeer } from "./connection.ts";
+import { describePeer, drained } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 /** The CGI params of an HTTP request, as nginx's fastcgi_params would send them. */
@@ -67,17 +67,6 @@ export function createHttpServer(site: Site): http.Server {
       controller.abort(gone);
       input.fail(gone);
     });
-    const drained = () =>
-      new Promise<void>((resolve, reject) => {
-        const done = () => {
-          res.off("drain", done);
-          res.off("close", done);
-          if (res.destroyed) reject(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" }));
-          else resolve();
-        };
-        res.on("drain", done);
-        res.on("close", done);
-      });
     const sink: ResponseSink = {
       send(head, chunk, last) {
         if (ended) return undefined;
@@ -94,7 +83,7 @@ export function createHttpServer(site: Site): http.Server {
           res.end();
           return undefined;
         }
-        return ok ? undefined : drained();
+        return ok ? undefined : drained(res);
       },
       abort() {
         if (ended) return;

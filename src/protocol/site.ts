@@ -11,6 +11,7 @@ import type { RequestAbort } from "../gateway/abort.ts";
 import type { TsgiInput } from "../gateway/input.ts";
 import { runRequest, type Application, type RequestOutcome, type ResponseSink } from "../gateway/request.ts";
 import { ResponseHead } from "../gateway/start-response.ts";
+import { Deadline } from "./connection.ts";
 
 export interface SiteOptions {
   name: string;
@@ -134,11 +135,14 @@ export class Site {
       this.log.info(`${meta.peer}: request body of ${String(environ.CONTENT_LENGTH)} bytes is over max-body (${this.maxBody})`);
       outcome = await this.#refuse(sink, 413, method);
     } else {
-      this.#track(controller);
+      const timeout = new Deadline(this.requestTimeout, () =>
+        controller.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: `${this.requestTimeout / 1000}s` })),
+      );
+      timeout.arm();
       try {
         outcome = await runRequest(this.app, environ, sink, { abort: controller, log: this.log, debug: this.debug });
       } finally {
-        this.#untrack(controller);
+        timeout.disarm();
       }
     }
     input.discard();
@@ -153,36 +157,6 @@ export class Site {
       user: environ?.REMOTE_USER as string | undefined,
     });
     return outcome;
-  }
-
-  // request-timeout without a timer per request: one sweep over the requests in flight, at
-  // most a quarter of the timeout (and 250 ms) late.
-  readonly #deadlines = new Map<RequestAbort, number>();
-  #sweeper: NodeJS.Timeout | null = null;
-
-  #track(abort: RequestAbort): void {
-    if (this.requestTimeout <= 0) return;
-    this.#deadlines.set(abort, Date.now() + this.requestTimeout);
-    if (this.#sweeper) return;
-    this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, this.requestTimeout / 4)));
-    this.#sweeper.unref();
-  }
-
-  #untrack(abort: RequestAbort): void {
-    this.#deadlines.delete(abort);
-    if (this.#deadlines.size === 0 && this.#sweeper) {
-      clearInterval(this.#sweeper);
-      this.#sweeper = null;
-    }
-  }
-
-  #sweep(): void {
-    const now = Date.now();
-    for (const [abort, deadline] of this.#deadlines) {
-      if (deadline > now) continue;
-      this.#deadlines.delete(abort);
-      abort.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: `${this.requestTimeout / 1000}s` }));
-    }
   }
 
   closeIdleConnections(): void {

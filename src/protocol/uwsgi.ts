@@ -10,7 +10,7 @@ import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, codecError, createUwsgiDecoder, type RawEvents, type UwsgiDecoder } from "../native.ts";
-import { coded, cutConnection, describePeer, HeaderTimer, lingerThenClose } from "./connection.ts";
+import { coded, cutConnection, describePeer, drained, Deadline, lingerThenClose } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 /** The HTTP/1.1 response head of a uwsgi response. */
@@ -25,7 +25,7 @@ class UwsgiConnection {
   readonly #socket: net.Socket;
   readonly #peer: string;
   readonly #decoder: UwsgiDecoder;
-  readonly #timer: HeaderTimer;
+  readonly #timer: Deadline;
   readonly #controller = new RequestAbort();
   #input: TsgiInput | null = null;
   #ended = false;
@@ -36,7 +36,7 @@ class UwsgiConnection {
     this.#socket = socket;
     this.#peer = describePeer(socket);
     this.#decoder = createUwsgiDecoder({ maxParams: site.maxParams });
-    this.#timer = new HeaderTimer(site.headerTimeout, () => {
+    this.#timer = new Deadline(site.headerTimeout, () => {
       site.log.info(`${this.#peer}: ${coded("TSGI_ERR_UWSGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
       socket.destroy();
     });
@@ -114,7 +114,7 @@ class UwsgiConnection {
           lingerThenClose(this.#socket, this.#site.headerTimeout);
           return undefined;
         }
-        return ok ? undefined : this.#drained();
+        return ok ? undefined : drained(this.#socket);
       },
       abort: () => {
         if (this.#ended) return;
@@ -122,19 +122,6 @@ class UwsgiConnection {
         cutConnection(this.#socket);
       },
     };
-  }
-
-  #drained(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const done = () => {
-        this.#socket.off("drain", done);
-        this.#socket.off("close", done);
-        if (this.#closed) reject(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" }));
-        else resolve();
-      };
-      this.#socket.on("drain", done);
-      this.#socket.on("close", done);
-    });
   }
 
   #onClose(): void {

@@ -34,8 +34,8 @@ function decode(make: Make, f: Fixture, bytes: Uint8Array, chunks: Uint8Array[])
   return coalesce(decodeAll(make(f.protocol), fed, true));
 }
 
-// canonical() joins body chunks pairwise, quadratic over a byte-by-byte 100 KiB body; joining
-// each run once first gives the same canonical log.
+// The checks of what each front server sent read whole bodies: adjacent chunks of a request
+// are joined into one event (canonical() does the same, but into hex).
 function coalesce(log: Event[]): Event[] {
   const out: Event[] = [];
   for (let i = 0; i < log.length; ) {
