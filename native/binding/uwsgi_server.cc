@@ -292,6 +292,8 @@ class UwsgiServer : public Napi::ObjectWrap<UwsgiServer> {
   // The response is out: half-close, then read and drop until the front server closes (at
   // most header-timeout), so an unread body is drained, never reset.
   void linger(Conn* c) {
+    // Reading may have been paused for an unread body: it must flow to be drained.
+    uv_read_start(&c->io.stream, on_alloc, on_read);
     auto* req = new uv_shutdown_t;
     req->data = c;
     if (uv_shutdown(req, &c->io.stream, [](uv_shutdown_t* r, int) { delete r; }) != 0) {
