@@ -9,14 +9,15 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { connect } from "node:net";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { apacheVersion, freePort, nginxVersion, startApache, startNginx, type FrontServer } from "../test/support/front-servers.ts";
+import { apacheVersion, freePort, startApache, startNginx, type FrontServer } from "../test/support/front-servers.ts";
 import { APACHE_MODULES, BASELINE, CONTENDERS, ROOT, apacheConf, nginxConf, type Contender, type Plan } from "./lib/contenders.ts";
 import { cpuMicros, group, killAllTrackedSync, spawnTracked, stopTracked, sumRssKiB, type Group, type Started } from "./lib/procs.ts";
 import { markdownTable, summarize, textTable, type Row, type Run } from "./lib/report.ts";
 import { abortWrk, runWrk } from "./lib/wrk.ts";
+import { firstLine, machineInfo } from "./lib/machine.ts";
 
 // ---- settings ----
 
@@ -109,24 +110,11 @@ if (!existsSync(join(ROOT, "node_modules", "node-fastcgi"))) {
   process.exit(1);
 }
 
-function firstLine(cmd: string, args: string[], re?: RegExp): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  const text = `${r.stdout ?? ""}${r.stderr ?? ""}`;
-  return (re ? re.exec(text)?.[0] : text.split("\n")[0])?.trim() ?? "";
-}
-
 const machine = {
-  date: new Date().toISOString(),
-  nproc: Number(firstLine("nproc", [])) || cpus().length,
-  cpu: /model name\s*:\s*(.+)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "unknown",
-  kernel: firstLine("uname", ["-r"]),
-  node: process.version,
-  nginx: nginxVersion(),
+  ...machineInfo(ROOT),
   apache: apacheVersion(),
   uwsgi: firstLine("/usr/bin/uwsgi", ["--version"]),
   wrk: firstLine("wrk", ["-v"], /wrk \S+/),
-  /** The commit measured, "+dirty" when the work tree has changes (src/ included). */
-  git: `${firstLine("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"])}${firstLine("git", ["-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--", "src", "native", "bin", "binding.gyp"]) ? "+dirty" : ""}`,
 };
 const settings = {
   rounds,

@@ -11,12 +11,13 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { connect } from "node:net";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { nginxVersion, startNginx, type FrontServer } from "../../test/support/front-servers.ts";
+import { startNginx, type FrontServer } from "../../test/support/front-servers.ts";
 import { CLK_TCK, group, killAllTrackedSync, readStat, rssKiB, spawnTracked, stopTracked, type Started } from "../lib/procs.ts";
 import { KINDS, LOCATIONS, Load, percentile, type KindId } from "./load.ts";
+import { machineInfo } from "../lib/machine.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const env = process.env;
@@ -77,20 +78,7 @@ if (!existsSync(join(ROOT, "build", "Release", "tsgi.node"))) {
   process.exit(2);
 }
 
-function firstLine(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  return `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n")[0]!.trim();
-}
-
-const machine = {
-  date: new Date().toISOString(),
-  nproc: Number(firstLine("nproc", [])) || cpus().length,
-  cpu: /model name\s*:\s*(.+)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "unknown",
-  kernel: firstLine("uname", ["-r"]),
-  node: process.version,
-  nginx: nginxVersion(),
-  git: `${firstLine("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"])}${firstLine("git", ["-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--", "src", "native", "bin", "binding.gyp"]) ? "+dirty" : ""}`,
-};
+const machine = machineInfo(ROOT);
 const settings = { seconds: durationS, rate, concurrency, intervalSeconds: intervalS, processes, fdDriftMax: FD_DRIFT_MAX, rssDriftMaxMiB: RSS_DRIFT_MAX_MIB, mix: KINDS.map((k) => ({ id: k.id, what: k.what, perMille: k.weight })) };
 
 // ---- interruption ----
