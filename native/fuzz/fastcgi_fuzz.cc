@@ -152,20 +152,9 @@ TSGI_FUZZ_UNCOVERED Outcome decode(const Setup& setup, const uint8_t* data, size
   Recorder sink(decoder, setup.limits.max_requests, setup.release, setup.release_mask);
   Outcome out;
   size_t at = 0;
-  // `copy`: the stream in one heap block of which only the chunk being pushed is addressable,
-  // so ASan sees a read past the chunk (or a read of an earlier chunk through a kept pointer).
-  // Poisoning costs a shadow write per chunk, where a heap block per chunk cost a stack trace.
-  std::unique_ptr<uint8_t[]> owned;
-  if (copy && size > 0) {
-    owned.reset(new uint8_t[size]);
-    std::memcpy(owned.get(), data, size);
-    data = owned.get();
-    ASAN_POISON_MEMORY_REGION(data, size);
-  }
+  const tsgi::fuzz::ChunkedCopy stream(data, size, copy);
   for (size_t n : lengths) {
-    const uint8_t* chunk = data + at;
-    if (copy) ASAN_UNPOISON_MEMORY_REGION(chunk, n);
-    at += n;
+    const uint8_t* chunk = stream.expose(at, n);
     sink.chunk = chunk;
     sink.chunk_size = n;
     const size_t events_before = sink.log.size();
@@ -177,10 +166,10 @@ TSGI_FUZZ_UNCOVERED Outcome decode(const Setup& setup, const uint8_t* data, size
       TSGI_FUZZ_CHECK(sink.log.size() == events_before, "a push after an error emitted events");
     }
     TSGI_FUZZ_CHECK(out.status == decoder.error().status, "push's status differs from error()");
-    if (copy) ASAN_POISON_MEMORY_REGION(chunk, n);
+    stream.hide(at, n);
+    at += n;
   }
   TSGI_FUZZ_CHECK(at == size, "split lengths do not cover the stream");
-  if (owned) ASAN_UNPOISON_MEMORY_REGION(owned.get(), size);
   if (out.status == Status::kOk) {
     TSGI_FUZZ_CHECK(decoder.offset() == size, "a healthy decoder did not count every byte");
   }

@@ -8,8 +8,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include <sanitizer/asan_interface.h>
 
 // The harness's own code is not what we fuzz: its branches left uninstrumented, libFuzzer keeps
 // no input for reaching a harness path, and the round trips cost a third of the time they did.
@@ -103,5 +107,38 @@ TSGI_FUZZ_UNCOVERED inline std::string random_bytes(Rng& rng, size_t n) {
   }
   return out;
 }
+
+// The stream in one heap block of which only the chunk being pushed is addressable, so ASan
+// sees a read past the chunk (or a read of an earlier chunk through a kept pointer).
+// Poisoning costs a shadow write per chunk, where a heap block per chunk cost a stack trace.
+// Without `poison` it only hands the caller's bytes through.
+class ChunkedCopy {
+ public:
+  ChunkedCopy(const uint8_t* data, size_t size, bool poison) : data_(data), size_(size), poison_(poison && size > 0) {
+    if (!poison_) return;
+    owned_.reset(new uint8_t[size]);
+    std::memcpy(owned_.get(), data, size);
+    data_ = owned_.get();
+    ASAN_POISON_MEMORY_REGION(data_, size);
+  }
+  ~ChunkedCopy() {
+    if (poison_) ASAN_UNPOISON_MEMORY_REGION(owned_.get(), size_);
+  }
+  const uint8_t* data() const { return data_; }
+  // The chunk [at, at + n) becomes readable until hide().
+  const uint8_t* expose(size_t at, size_t n) const {
+    if (poison_) ASAN_UNPOISON_MEMORY_REGION(data_ + at, n);
+    return data_ + at;
+  }
+  void hide(size_t at, size_t n) const {
+    if (poison_) ASAN_POISON_MEMORY_REGION(data_ + at, n);
+  }
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+  bool poison_;
+  std::unique_ptr<uint8_t[]> owned_;
+};
 
 }  // namespace tsgi::fuzz
