@@ -36,9 +36,9 @@ export class RequestAbort {
     fn?.();
   }
 
-  /** The server's one listener (the request runner's wait); replaces any previous one. */
-  onAbort(fn: () => void): void {
-    if (this.#aborted) fn();
+  /** The server's one listener (the request runner's wait); replaces any previous one, null clears it. */
+  onAbort(fn: (() => void) | null): void {
+    if (this.#aborted) fn?.();
     else this.#onAbort = fn;
   }
 }

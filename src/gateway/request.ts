@@ -109,7 +109,16 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
   const race = <T>(p: T | Promise<T>): T | typeof ABORTED | Promise<T | typeof ABORTED> => {
     if (!(p instanceof Promise)) return p;
     return new Promise<T | typeof ABORTED>((resolve, reject) => {
-      p.then(resolve, reject);
+      p.then(
+        (v) => {
+          signal.onAbort(null);
+          resolve(v);
+        },
+        (err: unknown) => {
+          signal.onAbort(null);
+          reject(err);
+        },
+      );
       signal.onAbort(() => resolve(ABORTED));
     });
   };
