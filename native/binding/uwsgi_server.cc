@@ -57,6 +57,7 @@ struct Conn final : uwsgi::Sink {
   bool is_tcp = true;
   uwsgi::Decoder decoder;
   bool got_request = false;
+  bool body_done = false;  // the whole request arrived: nothing more will be read
   bool ended = false;    // the response's last write was made
   bool cut = false;
   bool closing = false;
@@ -88,7 +89,10 @@ struct Conn final : uwsgi::Sink {
     // Copied: the read buffer is the server's, reused by the next read.
     add(kBody, num(0), Napi::Buffer<uint8_t>::Copy(env, data, size), num(static_cast<double>(size)));
   }
-  void on_body_end() override { add(kBodyEnd, num(0), num(0), num(0)); }
+  void on_body_end() override {
+    body_done = true;
+    add(kBodyEnd, num(0), num(0), num(0));
+  }
 };
 
 class UwsgiServer : public Napi::ObjectWrap<UwsgiServer> {
@@ -292,6 +296,12 @@ class UwsgiServer : public Napi::ObjectWrap<UwsgiServer> {
   // The response is out: half-close, then read and drop until the front server closes (at
   // most header-timeout), so an unread body is drained, never reset.
   void linger(Conn* c) {
+    // The whole request was read and the response is in the kernel: a plain close sends the
+    // FIN after it (no unread bytes, so no reset), and saves the shutdown and the wait.
+    if (c->body_done) {
+      destroy(c, false);
+      return;
+    }
     // Reading may have been paused for an unread body: it must flow to be drained.
     uv_read_start(&c->io.stream, on_alloc, on_read);
     auto* req = new uv_shutdown_t;
