@@ -208,15 +208,21 @@ export class Pool {
     worker.tsgiRetired = true;
     return new Promise((resolve) => {
       if (isDead(worker)) return resolve();
+      let giveUp: NodeJS.Timeout | undefined;
       const kill = setTimeout(() => {
         this.#log.warn(`worker ${slot.index} (pid ${worker.pid}) did not stop within graceful-timeout; killing it`);
         worker.kill("SIGKILL");
+        // A process that cannot even be killed (stuck in the kernel) must not hold the stop.
+        giveUp = setTimeout(resolve, 5000);
       }, this.#cfg.gracefulTimeout + 2000);
       worker.once("exit", () => {
         clearTimeout(kill);
+        clearTimeout(giveUp);
         resolve();
       });
-      worker.send({ type: "stop" });
+      // A worker that already lost its IPC channel gets SIGTERM, which it handles the same way.
+      if (worker.connected) worker.send({ type: "stop" });
+      else worker.kill("SIGTERM");
     });
   }
 
