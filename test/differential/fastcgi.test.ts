@@ -8,12 +8,11 @@
 import { isDeepStrictEqual } from "node:util";
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
+import { byteString, bytes, differentialRuns, mutate, seed } from "./common.ts";
 import { canonical, nativeDecoder, splits, type Event, type EventDecoder, type Limits } from "../codec/events.ts";
 import { fcgi } from "../../src/native.ts";
 import { FastCgiOracle, fcgiOracle } from "../oracle/fastcgi.ts";
 
-const seed = Number(process.env.TSGI_DIFF_SEED ?? Date.now() % 0x7fffffff);
-const scale = Number(process.env.TSGI_DIFF_SCALE ?? 1);
 const RUNS = {
   valid: 2400,
   stable: 600,
@@ -23,9 +22,7 @@ const RUNS = {
   bytes: 300,
   encoders: 500,
 };
-const total = Object.values(RUNS).reduce((a, b) => a + b, 0) * scale;
-console.log(`fastcgi differential: seed ${seed}, ${total} cases`);
-const params = (numRuns: number) => ({ seed, numRuns: numRuns * scale });
+const params = differentialRuns("fastcgi", RUNS);
 
 // ---- building streams ----
 
@@ -77,8 +74,6 @@ function streamRecords(type: number, id: number, content: Uint8Array, style: Sty
   return out;
 }
 
-const byteString = (maxLength: number) => fc.string({ unit: fc.nat(255).map((c) => String.fromCharCode(c)), maxLength });
-const bytes = (maxLength: number) => fc.uint8Array({ maxLength });
 
 /** Param pairs: mostly CGI-looking names, some long (4-byte lengths), values often empty. */
 const pairsArb = fc
@@ -329,19 +324,6 @@ const BREAKERS: Record<string, Breaker> = {
 
 function truncate(stream: Buffer, rand: (n: number) => number): Buffer {
   return stream.subarray(0, rand(stream.length + 1));
-}
-
-/** Flips, inserts and deletes a few bytes, the way a fuzzer mutates a seed input. */
-function mutate(stream: Buffer, ops: { kind: number; pos: number; value: number }[]): Buffer {
-  let out = Buffer.from(stream);
-  for (const { kind, pos, value } of ops) {
-    const p = out.length === 0 ? 0 : pos % (out.length + (kind === 1 ? 1 : 0));
-    if (kind === 0 && out.length > 0) out[p] = out[p]! ^ (value || 1);
-    else if (kind === 1) out = Buffer.concat([out.subarray(0, p), Buffer.from([value]), out.subarray(p)]);
-    else if (kind === 2 && out.length > 0) out = Buffer.concat([out.subarray(0, p), out.subarray(p + 1)]);
-    else if (kind === 3 && out.length > 0) out[p] = value;
-  }
-  return out;
 }
 
 // ---- properties ----

@@ -7,12 +7,11 @@
 import { isDeepStrictEqual } from "node:util";
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
+import { byteString, bytes, differentialRuns, mutate, seed } from "./common.ts";
 import { canonical, decodeAll, nativeDecoder, splits, type Limits } from "../codec/events.ts";
 import { uwsgi } from "../../src/native.ts";
 import { UwsgiOracle, uwsgiOracle } from "../oracle/uwsgi.ts";
 
-const seed = Number(process.env.TSGI_DIFF_SEED ?? Date.now() % 0x7fffffff);
-const scale = Number(process.env.TSGI_DIFF_SCALE ?? 1);
 const RUNS = {
   valid: 1000,
   broken: 1000,
@@ -21,12 +20,8 @@ const RUNS = {
   bytes: 200,
   encoder: 400,
 };
-const total = Object.values(RUNS).reduce((a, b) => a + b, 0) * scale;
-console.log(`uwsgi differential: seed ${seed}, ${total} cases`);
-const params = (numRuns: number) => ({ seed, numRuns: numRuns * scale });
+const params = differentialRuns("uwsgi", RUNS);
 
-const byteString = (maxLength: number) => fc.string({ unit: fc.nat(255).map((c) => String.fromCharCode(c)), maxLength });
-const bytes = (maxLength: number) => fc.uint8Array({ maxLength });
 
 /** Vars as nginx's uwsgi_params and Apache's mod_proxy_uwsgi send them, plus arbitrary bytes. */
 const varsArb = fc
@@ -125,18 +120,6 @@ const BREAKERS: Record<string, Breaker> = {
     }),
   bigVars: () => fc.integer({ min: 60000, max: 65535 }).map((n) => uwsgiOracle.request(["X", "v".repeat(n - 5)])),
 };
-
-function mutate(stream: Buffer, ops: { kind: number; pos: number; value: number }[]): Buffer {
-  let out = Buffer.from(stream);
-  for (const { kind, pos, value } of ops) {
-    const p = out.length === 0 ? 0 : pos % (out.length + (kind === 1 ? 1 : 0));
-    if (kind === 0 && out.length > 0) out[p] = out[p]! ^ (value || 1);
-    else if (kind === 1) out = Buffer.concat([out.subarray(0, p), Buffer.from([value]), out.subarray(p)]);
-    else if (kind === 2 && out.length > 0) out = Buffer.concat([out.subarray(0, p), out.subarray(p + 1)]);
-    else if (kind === 3 && out.length > 0) out[p] = value;
-  }
-  return out;
-}
 
 describe(`uwsgi native decoder = oracle (seed ${seed})`, () => {
   it("valid requests", () => {
