@@ -230,8 +230,13 @@ export const CONTENDERS: Contender[] = [
 ];
 
 export function nginxConf(plans: { c: Contender; p: Plan }[]): string {
-  const upstreams = plans.map(({ p }) => p.nginx?.upstream).filter(Boolean);
-  const locations = plans.map(({ p }) => p.nginx?.location).filter(Boolean);
+  const upstreams = plans.map(({ p }) => p.nginx?.upstream).filter((x): x is string => Boolean(x));
+  const locations = plans.map(({ p }) => p.nginx?.location).filter((x): x is string => Boolean(x));
+  return nginxServer(upstreams, locations);
+}
+
+/** The one benchmark server block (the soak uses it too): keep-alive to the client, no temp files. */
+export function nginxServer(upstreams: string[], locations: string[]): string {
   return [
     ...upstreams,
     "server {",

@@ -18,6 +18,7 @@ import { startNginx, type FrontServer } from "../../test/support/front-servers.t
 import { CLK_TCK, group, killAllTrackedSync, readStat, rssKiB, spawnTracked, stopTracked, type Started } from "../lib/procs.ts";
 import { KINDS, LOCATIONS, Load, percentile, type KindId } from "./load.ts";
 import { machineInfo } from "../lib/machine.ts";
+import { nginxServer } from "../lib/contenders.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const env = process.env;
@@ -371,20 +372,13 @@ try {
   }
 
   nginx = await startNginx({
-    conf: [
-      `upstream soak_fcgi { server unix:${fcgiSock}; keepalive 16; keepalive_requests 1000000; keepalive_timeout ${UPSTREAM_IDLE_S}s; }`,
-      "server {",
-      "  listen {{HOST}}:{{PORT}} backlog=4096;",
-      "  access_log off;",
-      "  keepalive_requests 1000000;",
-      "  keepalive_timeout 300s;",
-      "  client_max_body_size 4m;",
-      "  client_body_buffer_size 2m;",
-      "  fastcgi_max_temp_file_size 0; uwsgi_max_temp_file_size 0;",
-      "  location /fcgi/ { fastcgi_pass soak_fcgi; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }",
-      `  location /uwsgi/ { uwsgi_pass unix:${uwsgiSock}; include /etc/nginx/uwsgi_params; }`,
-      "}",
-    ].join("\n"),
+    conf: nginxServer(
+      [`upstream soak_fcgi { server unix:${fcgiSock}; keepalive 16; keepalive_requests 1000000; keepalive_timeout ${UPSTREAM_IDLE_S}s; }`],
+      [
+        "location /fcgi/ { fastcgi_pass soak_fcgi; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }",
+        `location /uwsgi/ { uwsgi_pass unix:${uwsgiSock}; include /etc/nginx/uwsgi_params; }`,
+      ],
+    ),
   });
 
   // Every route once through each location, checked, before the load.
