@@ -49,7 +49,7 @@ interface Binding {
   fcgiEncodeAbortRequest(id: number): Buffer;
   fcgiEncodeUnknownType(type: number): Buffer;
   fcgiEncodePairs(pairs: string[]): Buffer;
-  fcgiFrameResponse(id: number, data: Uint8Array | string | null, end: boolean, appStatus: number): Buffer;
+  fcgiFrameResponse(id: number, data: Uint8Array | string | null, end: boolean, appStatus: number, head?: string): Buffer;
   uwsgiEncodeRequest(vars: string[], modifier1: number, modifier2: number): Buffer;
   UwsgiServer: new (
     fd: number,
@@ -230,11 +230,12 @@ export const fcgi = {
   },
   /**
    * The hot path of a response: `data` as STDOUT records and, when `end`, the empty STDOUT
-   * and FCGI_END_REQUEST(appStatus, FCGI_REQUEST_COMPLETE), in one buffer. Arguments are
+   * and FCGI_END_REQUEST(appStatus, FCGI_REQUEST_COMPLETE), in one buffer; `head`, a byte
+   * string, goes first in the same records. Arguments are
    * trusted: the protocol server passes them straight from its own state.
    */
-  frameResponse(id: number, data: Uint8Array | string | null, end: boolean, appStatus: number): Buffer {
-    return binding.fcgiFrameResponse(id, data, end, appStatus);
+  frameResponse(id: number, data: Uint8Array | string | null, end: boolean, appStatus: number, head?: string): Buffer {
+    return binding.fcgiFrameResponse(id, data, end, appStatus, head);
   },
 };
 

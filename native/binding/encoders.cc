@@ -105,12 +105,26 @@ Napi::Value encode_pairs(const Napi::CallbackInfo& info) {
   return to_buffer(info.Env(), out);
 }
 
-// (id, data | null, end, appStatus): the response hot path, one buffer per write.
+// (id, data | null, end, appStatus, head?): the response hot path, one buffer per write.
+// `head` (a byte string: the CGI head of the first write) goes before `data` in the same
+// records, so JavaScript never concatenates them.
 Napi::Value frame_response(const Napi::CallbackInfo& info) {
   const auto id = static_cast<uint16_t>(u32(info, 0));
   Bytes content;
   read_bytes(info[1], content);
   const bool end = info[2].ToBoolean();
+  thread_local std::string joined;
+  if (info.Length() > 4 && info[4].IsString()) {
+    napi_env env = info.Env();
+    size_t len = 0;
+    napi_get_value_string_latin1(env, info[4], nullptr, 0, &len);
+    joined.resize(len + 1);
+    napi_get_value_string_latin1(env, info[4], joined.data(), len + 1, &len);
+    joined.resize(len);
+    joined.append(reinterpret_cast<const char*>(content.data), content.size);
+    content.data = reinterpret_cast<const uint8_t*>(joined.data());
+    content.size = joined.size();
+  }
   thread_local std::string out;
   out.clear();
   fastcgi::encode_stream(out, fastcgi::FCGI_STDOUT, id, content.data, content.size);

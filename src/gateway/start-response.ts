@@ -89,6 +89,17 @@ export class ResponseHead {
     return parseInt(this.status!, 10);
   }
 
+  /**
+   * The head as the wire carries it after `firstLine` ("Status: 200 OK" for a CGI head,
+   * "HTTP/1.1 200 OK" for uwsgi's raw HTTP): a byte string, since header values are latin-1
+   * (PEP 3333), one char per byte.
+   */
+  serialize(firstLine: string): string {
+    let text = `${firstLine}\r\n`;
+    for (const [name, value] of this.headers) text += `${name}: ${value}\r\n`;
+    return `${text}\r\n`;
+  }
+
   /** The value of the first header called `name` (case-insensitive). */
   header(name: string): string | undefined {
     const lower = name.toLowerCase();

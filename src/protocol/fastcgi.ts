@@ -9,7 +9,6 @@ import { tsgiError, FCGI_OVERLOADED, FCGI_REQUEST_COMPLETE, FCGI_UNKNOWN_ROLE } 
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
-import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, codecError, createFastCgiDecoder, fcgi, type FastCgiDecoder, type RawEvents } from "../native.ts";
 import { coded, cutConnection, describePeer, drained, Deadline, lingerThenClose, parseContentLength } from "./connection.ts";
 import type { Site } from "./site.ts";
@@ -18,14 +17,6 @@ const FCGI_RESPONDER = 1;
 const FCGI_AUTHORIZER = 2;
 const FCGI_KEEP_CONN = 1;
 const FCGI_GET_VALUES_RESULT = 10;
-
-/** CGI response head (RFC 3875 §6.3): the status in a Status header, then the application's headers. */
-export function cgiHead(head: ResponseHead): Buffer {
-  let text = `Status: ${head.status}\r\n`;
-  for (const [name, value] of head.headers) text += `${name}: ${value}\r\n`;
-  // Header values are byte strings (PEP 3333: latin-1), so each char is one byte.
-  return Buffer.from(`${text}\r\n`, "latin1");
-}
 
 interface Request {
   id: number;
@@ -160,14 +151,15 @@ class FastCgiConnection {
     return {
       send: (head, chunk, last) => {
         if (req.ended) return undefined;
-        let data: Uint8Array | null = chunk;
+        // The first write carries the CGI head (RFC 3875 §6.3: the status in a Status header),
+        // framed with the chunk in the same records.
+        let text: string | undefined;
         if (!head.sent) {
           head.sent = true;
-          const h = cgiHead(head);
-          data = chunk ? Buffer.concat([h, chunk]) : h;
+          text = head.serialize(`Status: ${head.status}`);
         }
         // appStatus of FCGI_END_REQUEST: the application's HTTP status (0 when it has none).
-        const ok = this.#write(fcgi.frameResponse(req.id, data, last, last ? head.code || 0 : 0));
+        const ok = this.#write(fcgi.frameResponse(req.id, chunk, last, last ? head.code || 0 : 0, text));
         if (last) this.#finish(req);
         return ok || last ? undefined : drained(this.#socket);
       },

@@ -8,17 +8,9 @@ import { tsgiError } from "../errors.ts";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
-import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, codecError, nativeServers, type RawEvents } from "../native.ts";
 import { coded } from "./connection.ts";
 import type { Site } from "./site.ts";
-
-/** The HTTP/1.1 head of a uwsgi response as a byte string (each char one byte). */
-function headText(head: ResponseHead): string {
-  let text = `HTTP/1.1 ${head.status}\r\n`;
-  for (const [name, value] of head.headers) text += `${name}: ${value}\r\n`;
-  return `${text}\r\n`;
-}
 
 interface Request {
   input: TsgiInput;
@@ -101,7 +93,7 @@ export function serveUwsgiNatively(site: Site, fd: number, isPipe: boolean): Nat
         let text: string | null = null;
         if (!head.sent) {
           head.sent = true;
-          text = headText(head);
+          text = head.serialize(`HTTP/1.1 ${head.status}`);
         }
         const ok = native.respond(id, text, chunk, last);
         if (last) {

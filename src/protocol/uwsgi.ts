@@ -8,17 +8,9 @@ import { tsgiError } from "../errors.ts";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
-import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, codecError, createUwsgiDecoder, type RawEvents, type UwsgiDecoder } from "../native.ts";
 import { coded, cutConnection, describePeer, drained, Deadline, lingerThenClose } from "./connection.ts";
 import type { Site } from "./site.ts";
-
-/** The HTTP/1.1 response head of a uwsgi response. */
-export function httpHead(head: ResponseHead): Buffer {
-  let text = `HTTP/1.1 ${head.status}\r\n`;
-  for (const [name, value] of head.headers) text += `${name}: ${value}\r\n`;
-  return Buffer.from(`${text}\r\n`, "latin1");
-}
 
 class UwsgiConnection {
   readonly #site: Site;
@@ -105,7 +97,8 @@ class UwsgiConnection {
         let ok = true;
         if (!head.sent) {
           head.sent = true;
-          ok = this.#socket.write(chunk ? Buffer.concat([httpHead(head), chunk]) : httpHead(head));
+          const text = Buffer.from(head.serialize(`HTTP/1.1 ${head.status}`), "latin1");
+          ok = this.#socket.write(chunk ? Buffer.concat([text, chunk]) : text);
         } else if (chunk) {
           ok = this.#socket.write(chunk);
         }

@@ -244,4 +244,12 @@ describe("FastCGI decoder: expected event logs at every split", () => {
     const off = raw[at + 2] as number, len = raw[at + 3] as number;
     expect(stream.subarray(off, off + len).toString()).toBe("payload");
   });
+
+  it("frames a head (byte string) and a chunk in the same records, as if they were one", () => {
+    const head = "Status: 200 OK\r\nX-Caf\xe9: \xff\r\n\r\n";
+    const body = Buffer.alloc(70000, 0x61);
+    const joined = Buffer.concat([Buffer.from(head, "latin1"), body]);
+    expect(fcgi.frameResponse(3, body, true, 200, head)).toEqual(fcgi.frameResponse(3, joined, true, 200));
+    expect(fcgi.frameResponse(3, null, false, 0, head)).toEqual(fcgi.frameResponse(3, Buffer.from(head, "latin1"), false, 0));
+  });
 });
