@@ -233,12 +233,7 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
   }
 
   async function errorResponse(code: number, reason: string, text: string): Promise<void> {
-    head.status = `${code} ${reason}`;
-    const payload = Buffer.from(text, "utf8");
-    head.headers = [
-      ["Content-Type", "text/plain; charset=utf-8"],
-      ["Content-Length", String(payload.length)],
-    ];
+    const payload = head.plainText(code, reason, text);
     bytes = 0;
     await send(method === "HEAD" ? null : payload, true);
   }

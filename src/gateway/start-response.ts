@@ -89,6 +89,17 @@ export class ResponseHead {
     return parseInt(this.status!, 10);
   }
 
+  /** Makes this the head of a short plain-text answer the server gives itself (400, 500, 504…); returns its body. */
+  plainText(code: number, reason: string, text: string): Buffer {
+    const payload = Buffer.from(text, "utf8");
+    this.status = `${code} ${reason}`;
+    this.headers = [
+      ["Content-Type", "text/plain; charset=utf-8"],
+      ["Content-Length", String(payload.length)],
+    ];
+    return payload;
+  }
+
   /**
    * The head as the wire carries it after `firstLine` ("Status: 200 OK" for a CGI head,
    * "HTTP/1.1 200 OK" for uwsgi's raw HTTP): a byte string, since header values are latin-1

@@ -167,12 +167,7 @@ export class Site {
   async #refuse(sink: ResponseSink, code: number, method: string): Promise<RequestOutcome> {
     const reasons: Record<number, string> = { 400: "Bad Request", 404: "Not Found", 413: "Content Too Large" };
     const head = new ResponseHead(() => undefined);
-    const text = Buffer.from(`${reasons[code]}\n`);
-    head.status = `${code} ${reasons[code]}`;
-    head.headers = [
-      ["Content-Type", "text/plain; charset=utf-8"],
-      ["Content-Length", String(text.length)],
-    ];
+    const text = head.plainText(code, reasons[code]!, `${reasons[code]}\n`);
     try {
       await sink.send(head, method === "HEAD" ? null : text, true);
       return { status: code, bytes: text.length, end: "error" };
