@@ -6,6 +6,7 @@
         "native/binding/addon.cc",
         "native/binding/decoders.cc",
         "native/binding/encoders.cc",
+        "native/binding/fastcgi_server.cc",
         "native/binding/listen.cc",
         "native/binding/uwsgi_server.cc",
         "native/fastcgi/codec.cc",

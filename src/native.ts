@@ -54,27 +54,52 @@ interface Binding {
   UwsgiServer: new (
     fd: number,
     isPipe: boolean,
-    maxParams: number,
     headerTimeoutMs: number,
     maxConnections: number,
-    onEvents: (connId: number, events: RawEvents, peer?: string) => void,
+    onEvents: ServerEventHandler,
+    maxParams: number,
   ) => NativeUwsgiServer;
-  serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number };
+  FastCgiServer: new (
+    fd: number,
+    isPipe: boolean,
+    headerTimeoutMs: number,
+    maxConnections: number,
+    onEvents: ServerEventHandler,
+    maxParams: number,
+    maxRequests: number,
+  ) => NativeFastCgiServer;
+  serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number; UNKNOWN_ROLE: number };
   /** Master side: bound, listening sockets that nothing accepts on (native/binding/listen.cc). */
   bindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
   bindUnix(path: string, backlog: number): { fd: number };
   closeFd(fd: number): void;
 }
 
-/** A uwsgi listener whose connections the native bridge owns (native/binding/uwsgi_server.cc). */
-export interface NativeUwsgiServer {
-  /** Head (byte string), body, end: false means wait for a DRAIN event before writing more. */
-  respond(connId: number, head: string | null, body: Uint8Array | string | null, end: boolean): boolean;
+/** Called once per read (or timeout, drain, close) of connection `connId` with its events; `peer` comes with ERROR and TIMEOUT. */
+export type ServerEventHandler = (connId: number, events: RawEvents, peer?: string) => void;
+
+/** What both native listeners (native/binding/stream_server.h) do with a connection. */
+interface NativeListenerBase {
+  /** End the connection's response without a clean end (a reset on TCP, after what was written). */
   cut(connId: number): void;
+  /** Stop or resume reading the connection (request-body backpressure). */
   pause(connId: number, paused: boolean): void;
   peer(connId: number): string;
+  /** Stop accepting; connections with no request on them close, the others after their last response. */
   close(): void;
   readonly connections: number;
+}
+
+/** A uwsgi listener whose connections the native bridge owns (native/binding/uwsgi_server.cc). */
+export interface NativeUwsgiServer extends NativeListenerBase {
+  /** Head (byte string), body, end: false means wait for a DRAIN event before writing more. */
+  respond(connId: number, head: string | null, body: Uint8Array | string | null, end: boolean): boolean;
+}
+
+/** A FastCGI listener whose connections the native bridge owns (native/binding/fastcgi_server.cc). */
+export interface NativeFastCgiServer extends NativeListenerBase {
+  /** FCGI_STDOUT of request `requestId`; with `end`, FCGI_END_REQUEST carrying `appStatus`. False: wait for DRAIN. */
+  respond(connId: number, requestId: number, head: string | null, body: Uint8Array | string | null, end: boolean, appStatus: number): boolean;
 }
 
 function load(): Binding {
@@ -101,7 +126,8 @@ export const binding: Binding = load();
  * every socket in node:net (for comparison, or should the native side misbehave).
  */
 export const nativeServers = {
-  available: typeof binding.UwsgiServer === "function" && process.env.TSGI_NATIVE_IO !== "0",
+  available:
+    typeof binding.UwsgiServer === "function" && typeof binding.FastCgiServer === "function" && process.env.TSGI_NATIVE_IO !== "0",
 };
 
 export type EventName =

@@ -1,5 +1,21 @@
 // Registers the binding's parts with Node; nothing else lives here.
 #include "binding.h"
+#include "stream_server.h"
+
+namespace tsgi::binding {
+
+void init_servers(Napi::Env env, Napi::Object exports) {
+  exports.Set("UwsgiServer", define_uwsgi_server(env));
+  exports.Set("FastCgiServer", define_fastcgi_server(env));
+  Napi::Object kinds = Napi::Object::New(env);
+  kinds.Set("CLOSE", Napi::Number::New(env, kClose));
+  kinds.Set("DRAIN", Napi::Number::New(env, kDrain));
+  kinds.Set("TIMEOUT", Napi::Number::New(env, kTimeout));
+  kinds.Set("UNKNOWN_ROLE", Napi::Number::New(env, kUnknownRole));
+  exports.Set("serverEvents", kinds);
+}
+
+}  // namespace tsgi::binding
 
 namespace {
 

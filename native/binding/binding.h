@@ -44,7 +44,10 @@ Napi::Value byte_string(Napi::Env env, const uint8_t* data, size_t size);
 
 void init_decoders(Napi::Env env, Napi::Object exports);
 void init_encoders(Napi::Env env, Napi::Object exports);
+// The native listeners (stream_server.h) and their event kinds.
 void init_servers(Napi::Env env, Napi::Object exports);
+Napi::Function define_uwsgi_server(Napi::Env env);
+Napi::Function define_fastcgi_server(Napi::Env env);
 void init_listen(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsgi::binding

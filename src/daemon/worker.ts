@@ -7,6 +7,7 @@
 import type net from "node:net";
 import { createLogger } from "../log.ts";
 import { createFastCgiServer } from "../protocol/fastcgi.ts";
+import { serveFastCgiNatively } from "../protocol/fastcgi-native.ts";
 import { createHttpServer } from "../protocol/http.ts";
 import { Site } from "../protocol/site.ts";
 import { createUwsgiServer } from "../protocol/uwsgi.ts";
@@ -89,8 +90,11 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
   for (const [i, text] of cfg.listen.entries()) {
     const spec = parseListen(text);
     const fd = FIRST_LISTEN_FD + i;
-    // uwsgi opens a connection per request: its sockets go to the native bridge (DESIGN §2).
-    const native = spec.protocol === "uwsgi" ? serveUwsgiNatively(site, fd, "path" in spec) : null;
+    // FastCGI and uwsgi sockets go to the native bridge (DESIGN §2): a net.Socket per
+    // connection costs more than a request. TSGI_NATIVE_IO=0 keeps them in node:net.
+    const isPipe = "path" in spec;
+    const native =
+      spec.protocol === "uwsgi" ? serveUwsgiNatively(site, fd, isPipe) : spec.protocol === "fastcgi" ? serveFastCgiNatively(site, fd, isPipe) : null;
     if (native) {
       natives.push(native);
       continue;

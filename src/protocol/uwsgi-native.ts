@@ -4,20 +4,11 @@
 // server in uwsgi.ts (which stays for platforms or handles the native side cannot take).
 // Cross-language contract: the event kinds and `respond`'s arguments, with uwsgi_server.cc.
 
-import { tsgiError } from "../errors.ts";
-import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
-import type { ResponseSink } from "../gateway/request.ts";
 import { EVENT, binding, codecError, nativeServers, type RawEvents } from "../native.ts";
 import { coded } from "./connection.ts";
+import { OpenRequests, nativeSink } from "./native-listener.ts";
 import type { Site } from "./site.ts";
-
-interface Request {
-  input: TsgiInput;
-  controller: RequestAbort;
-  ended: boolean;
-  drain: { resolve: () => void; reject: (err: Error) => void } | null;
-}
 
 export interface NativeListener {
   /** Stop accepting; accepted connections are served. */
@@ -31,89 +22,55 @@ export interface NativeListener {
  */
 export function serveUwsgiNatively(site: Site, fd: number, isPipe: boolean): NativeListener | null {
   if (!nativeServers.available) return null;
-  const requests = new Map<number, Request>();
+  const requests = new OpenRequests();
   const SERVER_EVENT = binding.serverEvents;
 
-  const gone = (id: number, reason: string) => {
-    const req = requests.get(id);
-    if (!req) return;
-    requests.delete(id);
-    if (req.ended) return;
-    req.ended = true;
-    const err = tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason });
-    req.controller.abort(err);
-    req.input.fail(err);
-    req.drain?.reject(err);
-  };
-
-  const onEvents = (id: number, ev: RawEvents, peer?: string) => {
+  const onEvents = (conn: number, ev: RawEvents, peer?: string) => {
     for (let i = 0; i < ev.length; i += 4) {
       switch (ev[i]) {
         case EVENT.REQUEST:
-          request(id, ev[i + 2] as string[], ev[i + 3] as number);
+          request(conn, ev[i + 2] as string[], ev[i + 3] as number);
           break;
         case EVENT.BODY:
-          requests.get(id)?.input.feed(ev[i + 2] as unknown as Buffer);
+          requests.get(conn, 0)?.input.feed(ev[i + 2] as unknown as Buffer);
           break;
         case EVENT.BODY_END:
-          requests.get(id)?.input.finish();
+          requests.get(conn, 0)?.input.finish();
           break;
         case EVENT.ERROR: {
           const err = codecError(ev, i);
           site.log.error(`${peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`);
-          gone(id, "malformed packet");
+          requests.abortConnection(conn, "malformed packet");
           break;
         }
         case SERVER_EVENT.TIMEOUT:
           site.log.info(`${peer}: ${coded("TSGI_ERR_UWSGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
           break;
         case SERVER_EVENT.CLOSE:
-          gone(id, "connection closed");
+          requests.abortConnection(conn, "connection closed");
           break;
-        case SERVER_EVENT.DRAIN: {
-          const req = requests.get(id);
-          const drain = req?.drain;
-          if (req) req.drain = null;
-          drain?.resolve();
+        case SERVER_EVENT.DRAIN:
+          requests.drained(conn);
           break;
-        }
       }
     }
   };
 
-  const native = new binding.UwsgiServer(fd, isPipe, site.maxParams, site.headerTimeout, site.maxConnections, onEvents);
+  const native = new binding.UwsgiServer(fd, isPipe, site.headerTimeout, site.maxConnections, onEvents, site.maxParams);
 
-  function request(id: number, vars: string[], contentLength: number): void {
-    const input = contentLength === 0 ? TsgiInput.EMPTY : new TsgiInput(contentLength, { pause: (paused) => native.pause(id, paused) }, site.maxBody);
-    const req: Request = { input, controller: new RequestAbort(), ended: false, drain: null };
-    requests.set(id, req);
-    const sink: ResponseSink = {
-      send(head, chunk, last) {
-        if (req.ended) return undefined;
-        let text: string | null = null;
-        if (!head.sent) {
-          head.sent = true;
-          text = head.serialize(`HTTP/1.1 ${head.status}`);
-        }
-        const ok = native.respond(id, text, chunk, last);
-        if (last) {
-          req.ended = true;
-          requests.delete(id);
-          return undefined;
-        }
-        if (ok) return undefined;
-        return new Promise<void>((resolve, reject) => (req.drain = { resolve, reject }));
-      },
-      abort() {
-        if (req.ended) return;
-        req.ended = true;
-        requests.delete(id);
-        native.cut(id);
-      },
-    };
+  function request(conn: number, vars: string[], contentLength: number): void {
+    const input = contentLength === 0 ? TsgiInput.EMPTY : new TsgiInput(contentLength, { pause: (paused) => native.pause(conn, paused) }, site.maxBody);
+    const req = requests.open(conn, 0, input);
+    const sink = nativeSink(
+      requests,
+      req,
+      (head) => `HTTP/1.1 ${head.status}`,
+      (text, chunk, last) => native.respond(conn, text, chunk, last),
+      () => native.cut(conn),
+    );
     const meta = {
       get peer() {
-        return native.peer(id) || "uwsgi peer";
+        return native.peer(conn) || "uwsgi peer";
       },
       protocol: "uwsgi" as const,
     };

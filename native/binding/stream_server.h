@@ -1,0 +1,518 @@
+// What the native listeners (uwsgi_server.cc, fastcgi_server.cc) share: a listening socket
+// on Node's own libuv loop, its connections, and their life — accept, one read buffer, the
+// header timeout, writes with backpressure, the lingering close after the last response and
+// the reset that cuts one. A net.Socket per connection costs more CPU than a whole request
+// (issue 4), so the bytes never become JavaScript objects: each read is decoded here and
+// JavaScript is called once with every event of it; each write is one call the other way.
+//
+// A protocol derives `StreamServer<Self, Conn>` (CRTP) with a `Conn` deriving `ConnBase`,
+// and provides:
+//   Conn* make_conn();                                     a connection's decoder state
+//   const Error* consume(Conn*, const uint8_t*, size_t);   decode a read; add its events
+//   const Error* finish_input(Conn*);                      the peer closed: truncated?
+//   bool has_open(Conn*);                                  JavaScript holds a request on it
+//   bool idle(Conn*);                                      no request on it (closed at stop)
+// and its own `respond`, framing its protocol and ending with write() / end_connection().
+//
+// Cross-language contract with src/protocol/*-native.ts: the event kinds (four slots an
+// event, as the decoders' pushes) and every method's arguments.
+#pragma once
+
+#include <arpa/inet.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "../status.h"
+#include "binding.h"
+
+namespace tsgi::binding {
+
+constexpr size_t kReadSize = 64 * 1024;
+// Bytes queued in libuv past which a write asks the caller to wait for DRAIN.
+constexpr size_t kHighWater = 64 * 1024;
+// How long a cut waits for the front server to read what was sent before the reset.
+constexpr uint64_t kCutDelayMs = 50;
+
+enum ServerEvent : uint32_t {
+  kClose = 20,        // the peer went away while a request was open
+  kDrain = 21,        // the write queue fell under the high-water mark
+  kTimeout = 22,      // no complete request head within header-timeout; the connection is closed
+  kUnknownRole = 23,  // FastCGI: a request of a role we do not play was refused ([1] id, [2] role)
+};
+
+union Stream {
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+  uv_stream_t stream;
+  uv_handle_t handle;
+};
+
+struct ConnBase {
+  Stream io;
+  uv_timer_t timer;  // header timeout, then the lingering close or the cut
+  void* server = nullptr;
+  uint32_t id = 0;
+  bool is_tcp = true;
+  bool input_done = false;  // nothing more will be read: a plain close after the response
+  bool ended = false;       // the connection's last response was written: linger, then close
+  bool cut = false;
+  bool closing = false;
+  bool want_drain = false;
+  int open_handles = 0;
+  size_t queued = 0;
+  std::vector<napi_value>* slots = nullptr;  // the events of the callback being handled
+  Napi::Env env = nullptr;
+
+  void add(uint32_t kind, napi_value a, napi_value b, napi_value c) {
+    slots->push_back(Napi::Number::New(env, kind));
+    slots->push_back(a);
+    slots->push_back(b);
+    slots->push_back(c);
+  }
+  napi_value num(double v) { return Napi::Number::New(env, v); }
+  void add(uint32_t kind, double a = 0, double b = 0, double c = 0) { add(kind, num(a), num(b), num(c)); }
+};
+
+template <class Derived, class Conn>
+class StreamServer : public Napi::ObjectWrap<Derived> {
+ public:
+  using Wrap = Napi::ObjectWrap<Derived>;
+  using Method = Napi::Value (Derived::*)(const Napi::CallbackInfo&);
+
+  // The methods every listener has, for the derived class's DefineClass.
+  static std::vector<typename Wrap::PropertyDescriptor> common_methods() {
+    return {
+        Wrap::InstanceMethod("cut", static_cast<Method>(&StreamServer::cut_js)),
+        Wrap::InstanceMethod("pause", static_cast<Method>(&StreamServer::pause)),
+        Wrap::InstanceMethod("close", static_cast<Method>(&StreamServer::close)),
+        Wrap::InstanceMethod("peer", static_cast<Method>(&StreamServer::peer)),
+        Wrap::InstanceAccessor("connections", static_cast<Method>(&StreamServer::connections), nullptr),
+    };
+  }
+
+  // (fd, isPipe, headerTimeoutMs, maxConnections, onEvents, …the protocol's limits): checked
+  // by src/native.ts. `fd` is a listening socket; it is duplicated, so the caller may close its own.
+  StreamServer(const Napi::CallbackInfo& info, const char* resource) : Wrap(info) {
+    Napi::Env env = info.Env();
+    const int fd = info[0].As<Napi::Number>().Int32Value();
+    is_pipe_ = info[1].ToBoolean();
+    header_timeout_ms_ = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
+    max_connections_ = static_cast<size_t>(info[3].As<Napi::Number>().Int64Value());
+    on_events_ = Napi::Persistent(info[4].As<Napi::Function>());
+    napi_get_uv_event_loop(env, &loop_);
+    napi_async_init(env, nullptr, Napi::String::New(env, resource), &async_);
+
+    // The listener lives on the heap: libuv may call back after a failed construction.
+    listener_ = new Stream{};
+    const int dup_fd = dup(fd);
+    int rc = dup_fd < 0 ? -errno : 0;
+    if (rc == 0) rc = is_pipe_ ? uv_pipe_init(loop_, &listener_->pipe, 0) : uv_tcp_init(loop_, &listener_->tcp);
+    if (rc != 0) {
+      if (dup_fd >= 0) ::close(dup_fd);
+      delete listener_;
+      listener_ = nullptr;
+    } else {
+      listener_->handle.data = this;
+      rc = is_pipe_ ? uv_pipe_open(&listener_->pipe, dup_fd) : uv_tcp_open(&listener_->tcp, dup_fd);
+      if (rc != 0) ::close(dup_fd);
+      if (rc == 0) rc = uv_listen(&listener_->stream, 511, on_connection);
+      if (rc != 0) {
+        close_listener();
+      } else {
+        listener_open_ = true;
+      }
+    }
+    if (rc != 0) {
+      Napi::Error::New(env, std::string(resource) + " listener: " + uv_strerror(rc)).ThrowAsJavaScriptException();
+      return;
+    }
+    this->Ref();  // alive while listening or serving; released in maybe_unref()
+  }
+
+  // ---- for the protocol ----
+
+  // Writes what the kernel takes at once (writev), queues a copy of the rest; the order of
+  // successive calls is kept. Returns false when the connection failed and was closed.
+  bool write(Conn* c, const uv_buf_t* bufs, unsigned count) {
+    if (c->closing) return false;
+    size_t total = 0;
+    for (unsigned i = 0; i < count; i++) total += bufs[i].len;
+    if (total == 0) return true;
+    size_t done = 0;
+    if (c->queued == 0) {
+      const int n = uv_try_write(&c->io.stream, bufs, count);
+      if (n > 0) done = static_cast<size_t>(n);
+    }
+    if (done == total) return true;
+    auto* w = new WriteReq;
+    w->size = total - done;
+    w->data.reset(new char[w->size]);
+    size_t at = 0;
+    size_t skip = done;
+    for (unsigned i = 0; i < count; i++) {
+      size_t len = bufs[i].len;
+      const char* base = bufs[i].base;
+      if (skip >= len) {
+        skip -= len;
+        continue;
+      }
+      base += skip;
+      len -= skip;
+      skip = 0;
+      std::memcpy(w->data.get() + at, base, len);
+      at += len;
+    }
+    w->req.data = c;
+    uv_buf_t rest = uv_buf_init(w->data.get(), static_cast<unsigned>(w->size));
+    c->queued += w->size;
+    if (uv_write(&w->req, &c->io.stream, &rest, 1, on_write) != 0) {
+      c->queued -= w->size;
+      delete w;
+      destroy(c, false);
+      return false;
+    }
+    return true;
+  }
+
+  // After a write that does not end the connection: true while the caller may go on writing,
+  // false when it should wait for DRAIN.
+  bool may_write_more(Conn* c) {
+    if (c->closing || c->queued < kHighWater) return true;
+    c->want_drain = true;
+    return false;
+  }
+
+  // The connection's last response is written: close once it is in the kernel.
+  void end_connection(Conn* c) {
+    if (c->closing || c->ended || c->cut) return;
+    c->ended = true;
+    if (c->queued == 0) linger(c);
+  }
+
+  // The header timeout runs from now (a new connection, or a persistent one fallen idle).
+  void arm_header_timer(Conn* c) {
+    if (header_timeout_ms_ > 0 && !c->closing) uv_timer_start(&c->timer, on_header_timeout, header_timeout_ms_, 0);
+  }
+  void disarm_header_timer(Conn* c) { uv_timer_stop(&c->timer); }
+
+  void add_error(Conn* c, const Error& e) {
+    c->add(kError, c->num(static_cast<double>(e.status)), c->num(static_cast<double>(e.offset)),
+           Napi::String::New(this->Env(), e.reason));
+  }
+
+  Conn* find(const Napi::Value& id) {
+    auto it = conns_.find(id.As<Napi::Number>().Uint32Value());
+    return it == conns_.end() ? nullptr : it->second;
+  }
+
+  bool stopping() const { return stopping_; }
+
+ private:
+  Derived* self() { return static_cast<Derived*>(this); }
+  static StreamServer* owner(ConnBase* c) { return static_cast<StreamServer*>(c->server); }
+
+  static void on_connection(uv_stream_t* listener, int status) {
+    auto* self = static_cast<StreamServer*>(listener->data);
+    if (status < 0 || self == nullptr) return;
+    Conn* c = self->self()->make_conn();
+    c->server = self;
+    c->id = ++self->next_id_;
+    c->is_tcp = !self->is_pipe_;
+    c->env = self->Env();
+    if (self->is_pipe_) uv_pipe_init(self->loop_, &c->io.pipe, 0);
+    else uv_tcp_init(self->loop_, &c->io.tcp);
+    c->io.handle.data = c;
+    c->open_handles++;
+    uv_timer_init(self->loop_, &c->timer);
+    c->timer.data = c;
+    c->open_handles++;
+    if (uv_accept(listener, &c->io.stream) != 0 ||
+        (self->max_connections_ > 0 && self->conns_.size() >= self->max_connections_)) {
+      self->destroy(c, false);
+      return;
+    }
+    if (c->is_tcp) uv_tcp_nodelay(&c->io.tcp, 1);
+    self->conns_.emplace(c->id, c);
+    self->arm_header_timer(c);
+    uv_read_start(&c->io.stream, on_alloc, on_read);
+  }
+
+  static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+    auto* c = static_cast<Conn*>(handle->data);
+    // One buffer for every read: the codecs copy what they keep, and body bytes are copied
+    // into the Buffers handed to JavaScript.
+    *buf = uv_buf_init(owner(c)->read_buffer_, kReadSize);
+  }
+
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* c = static_cast<Conn*>(stream->data);
+    StreamServer* self = owner(c);
+    if (nread == 0) return;
+    if (nread > 0 && (c->ended || c->cut)) return;  // draining what follows the last response
+    Napi::HandleScope scope(self->Env());
+    std::vector<napi_value> slots;
+    c->slots = &slots;
+    bool close_now = false;
+    bool with_peer = false;
+    if (nread > 0) {
+      if (const Error* e = self->self()->consume(c, reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread))) {
+        self->add_error(c, *e);
+        close_now = with_peer = true;
+      }
+    } else {
+      close_now = true;
+      if (c->ended) {
+        // The front server closed after our last response: the lingering close is over.
+      } else if (const Error* e = self->self()->finish_input(c)) {
+        self->add_error(c, *e);
+        with_peer = true;
+      } else if (self->self()->has_open(c)) {
+        c->add(kClose);
+      }
+    }
+    c->slots = nullptr;
+    self->settle(c, slots, close_now, with_peer, false);
+  }
+
+  static void on_header_timeout(uv_timer_t* timer) {
+    auto* c = static_cast<Conn*>(timer->data);
+    StreamServer* self = owner(c);
+    if (c->closing) return;
+    Napi::HandleScope scope(self->Env());
+    std::vector<napi_value> slots;
+    c->slots = &slots;
+    c->add(kTimeout);
+    c->slots = nullptr;
+    self->settle(c, slots, true, true, false);
+  }
+
+  // Closes if asked, then hands the events to JavaScript (after the close: a callback that
+  // writes to this connection finds it gone).
+  void settle(Conn* c, const std::vector<napi_value>& slots, bool close_now, bool with_peer, bool reset) {
+    const uint32_t id = c->id;
+    std::string peer = with_peer ? peer_of(c) : std::string();
+    if (close_now) destroy(c, reset);
+    if (!slots.empty()) emit(id, slots, peer);
+  }
+
+  std::string peer_of(ConnBase* c) {
+    if (!c->is_tcp) return "unix socket";
+    sockaddr_storage addr{};
+    int len = sizeof addr;
+    if (uv_tcp_getpeername(&c->io.tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "unknown peer";
+    char ip[64] = {};
+    if (addr.ss_family == AF_INET6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+      uv_ip6_name(a, ip, sizeof ip);
+      return std::string("[") + ip + "]:" + std::to_string(ntohs(a->sin6_port));
+    }
+    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+    uv_ip4_name(a, ip, sizeof ip);
+    return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+
+  // Calls JavaScript once with the events of one callback (microtasks run after it, as for
+  // any I/O callback: MakeCallback).
+  void emit(uint32_t id, const std::vector<napi_value>& slots, const std::string& peer) {
+    Napi::Env env = this->Env();
+    napi_value args[3] = {Napi::Number::New(env, id), make_array(env, slots),
+                          peer.empty() ? env.Undefined() : Napi::String::New(env, peer)};
+    napi_value result;
+    napi_status s = napi_make_callback(env, async_, this->Value(), on_events_.Value(), 3, args, &result);
+    if (s == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+
+  // ---- the connection's end ----
+
+  // Closes at once (an error, a timeout, the peer gone, the lingering close done).
+  void destroy(Conn* c, bool reset) {
+    if (c->closing) return;
+    c->closing = true;
+    conns_.erase(c->id);
+    uv_timer_stop(&c->timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->timer), on_handle_closed);
+    if (reset && c->is_tcp) {
+      if (uv_tcp_close_reset(&c->io.tcp, on_handle_closed) != 0) uv_close(&c->io.handle, on_handle_closed);
+    } else {
+      uv_close(&c->io.handle, on_handle_closed);
+    }
+    maybe_unref();
+  }
+
+  static void on_handle_closed(uv_handle_t* handle) {
+    auto* c = static_cast<Conn*>(handle->data);
+    if (--c->open_handles == 0) delete c;
+  }
+
+  // The last response is out: half-close, then read and drop until the front server closes
+  // (at most header-timeout), so an unread body is drained, never reset.
+  void linger(Conn* c) {
+    // The whole request was read and the response is in the kernel: a plain close sends the
+    // FIN after it (no unread bytes, so no reset), and saves the shutdown and the wait.
+    if (c->input_done) {
+      destroy(c, false);
+      return;
+    }
+    // Reading may have been paused for an unread body: it must flow to be drained.
+    uv_read_start(&c->io.stream, on_alloc, on_read);
+    auto* req = new uv_shutdown_t;
+    if (uv_shutdown(req, &c->io.stream, [](uv_shutdown_t* r, int) { delete r; }) != 0) {
+      delete req;
+      destroy(c, false);
+      return;
+    }
+    const uint64_t ms = header_timeout_ms_ > 0 ? header_timeout_ms_ : 10000;
+    uv_timer_start(&c->timer, [](uv_timer_t* t) {
+      auto* conn = static_cast<Conn*>(t->data);
+      owner(conn)->destroy(conn, false);
+    }, ms, 0);
+  }
+
+  // Cut after the front server read what was sent: a reset (TCP) says "not complete". Any
+  // other request still open on the connection (FastCGI multiplexing) is told it is gone.
+  void start_cut(Conn* c) {
+    uv_read_stop(&c->io.stream);
+    uv_timer_start(&c->timer, [](uv_timer_t* t) {
+      auto* conn = static_cast<Conn*>(t->data);
+      StreamServer* self = owner(conn);
+      Napi::HandleScope scope(self->Env());
+      std::vector<napi_value> slots;
+      conn->slots = &slots;
+      if (self->self()->has_open(conn)) conn->add(kClose);
+      conn->slots = nullptr;
+      self->settle(conn, slots, true, false, true);
+    }, kCutDelayMs, 0);
+  }
+
+  // ---- writes ----
+
+  struct WriteReq {
+    uv_write_t req;
+    std::unique_ptr<char[]> data;
+    size_t size;
+  };
+
+  static void on_write(uv_write_t* req, int status) {
+    auto* w = reinterpret_cast<WriteReq*>(req);
+    auto* c = static_cast<Conn*>(req->data);
+    c->queued -= w->size;
+    delete w;
+    if (c->closing) return;
+    if (status < 0) {
+      // The peer is gone; reading reports it (or the last response was already written).
+      if (c->ended || c->cut) owner(c)->destroy(c, false);
+      return;
+    }
+    owner(c)->after_write(c);
+  }
+
+  void after_write(Conn* c) {
+    if (c->queued > 0) return;
+    if (c->cut) {
+      start_cut(c);
+      return;
+    }
+    if (c->ended) {
+      linger(c);
+      return;
+    }
+    if (c->want_drain) {
+      c->want_drain = false;
+      Napi::HandleScope scope(this->Env());
+      std::vector<napi_value> slots;
+      c->slots = &slots;
+      c->add(kDrain);
+      c->slots = nullptr;
+      emit(c->id, slots, std::string());
+    }
+  }
+
+  // ---- JavaScript methods ----
+
+  // cut(connId): end the connection's response without a clean end.
+  Napi::Value cut_js(const Napi::CallbackInfo& info) {
+    Conn* c = find(info[0]);
+    if (c && !c->ended && !c->cut) {
+      c->cut = true;
+      if (c->queued == 0) start_cut(c);
+    }
+    return info.Env().Undefined();
+  }
+
+  // pause(connId, paused): stop or resume reading the connection (request-body backpressure).
+  Napi::Value pause(const Napi::CallbackInfo& info) {
+    Conn* c = find(info[0]);
+    if (c && !c->ended && !c->cut) {
+      if (info[1].ToBoolean()) uv_read_stop(&c->io.stream);
+      else uv_read_start(&c->io.stream, on_alloc, on_read);
+    }
+    return info.Env().Undefined();
+  }
+
+  void close_listener() {
+    listener_->handle.data = nullptr;
+    uv_close(&listener_->handle, [](uv_handle_t* h) { delete reinterpret_cast<Stream*>(h); });
+    listener_ = nullptr;
+  }
+
+  // close(): stop accepting; requests on accepted connections are served, and connections
+  // with no request on them (or once their last one ends) are closed.
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    stopping_ = true;
+    if (listener_open_) {
+      listener_open_ = false;
+      close_listener();
+    }
+    std::vector<Conn*> idle;
+    for (auto& [id, c] : conns_) {
+      if (self()->idle(c)) idle.push_back(c);
+    }
+    for (Conn* c : idle) end_connection(c);
+    maybe_unref();
+    return info.Env().Undefined();
+  }
+
+  // peer(connId): "127.0.0.1:51234" for the log lines about a request ("" once it is gone).
+  Napi::Value peer(const Napi::CallbackInfo& info) {
+    Conn* c = find(info[0]);
+    return Napi::String::New(info.Env(), c ? peer_of(c) : std::string());
+  }
+
+  Napi::Value connections(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(conns_.size()));
+  }
+
+  void maybe_unref() {
+    if (!listener_open_ && conns_.empty() && !unrefed_) {
+      unrefed_ = true;
+      this->Unref();
+    }
+  }
+
+  uv_loop_t* loop_ = nullptr;
+  Stream* listener_ = nullptr;
+  bool listener_open_ = false;
+  bool unrefed_ = false;
+  bool is_pipe_ = false;
+  bool stopping_ = false;
+  uint64_t header_timeout_ms_ = 10000;
+  size_t max_connections_ = 0;
+  uint32_t next_id_ = 0;
+  std::unordered_map<uint32_t, Conn*> conns_;
+  Napi::FunctionReference on_events_;
+  napi_async_context async_ = nullptr;
+  char read_buffer_[kReadSize];
+};
+
+}  // namespace tsgi::binding

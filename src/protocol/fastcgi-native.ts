@@ -1,0 +1,108 @@
+// The FastCGI responder and authorizer with their sockets owned by the native bridge
+// (native/binding/fastcgi_server.cc): libuv accepts, reads and writes, and the bridge answers
+// what needs no application itself (GET_VALUES, unknown types and roles, FCGI_OVERLOADED, the
+// FCGI_END_REQUEST of an abort). This file receives each read's requests, body chunks and
+// aborts in one call and writes each response chunk in one call, with the request logic of
+// the net.Socket server in fastcgi.ts (TSGI_NATIVE_IO=0). Cross-language contract: the event
+// kinds and `respond`'s arguments, with fastcgi_server.cc.
+
+import { TsgiInput } from "../gateway/input.ts";
+import { EVENT, binding, codecError, nativeServers, type RawEvents } from "../native.ts";
+import { coded, parseContentLength } from "./connection.ts";
+import { OpenRequests, nativeSink } from "./native-listener.ts";
+import type { Site } from "./site.ts";
+import type { NativeListener } from "./uwsgi-native.ts";
+
+const FCGI_AUTHORIZER = 2;
+
+/**
+ * Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge; null
+ * when the bridge has no server (the caller then uses the net.Socket server).
+ */
+export function serveFastCgiNatively(site: Site, fd: number, isPipe: boolean): NativeListener | null {
+  if (!nativeServers.available) return null;
+  const requests = new OpenRequests();
+  const SERVER_EVENT = binding.serverEvents;
+  const peerOf = (conn: number) => native.peer(conn) || "fastcgi peer";
+
+  const onEvents = (conn: number, ev: RawEvents, peer?: string) => {
+    for (let i = 0; i < ev.length; i += 4) {
+      const id = ev[i + 1] as number;
+      switch (ev[i]) {
+        case EVENT.PARAMS:
+          request(conn, id, ev[i + 2] as string[], ev[i + 3] as number);
+          break;
+        case EVENT.STDIN:
+          requests.get(conn, id)?.input.feed(ev[i + 2] as unknown as Buffer);
+          break;
+        case EVENT.STDIN_END:
+          requests.get(conn, id)?.input.finish();
+          break;
+        case EVENT.ABORT: {
+          const req = requests.get(conn, id);
+          if (req) requests.abort(req, "FCGI_ABORT_REQUEST");
+          break;
+        }
+        case EVENT.OVERLOADED:
+          site.log.warn(`${peerOf(conn)}: ${coded("TSGI_ERR_FCGI_OVERLOADED", {})}; request ${id} refused`);
+          break;
+        case SERVER_EVENT.UNKNOWN_ROLE:
+          site.log.info(`${peerOf(conn)}: ${coded("TSGI_ERR_FCGI_UNKNOWN_ROLE", { role: ev[i + 2] as number })}`);
+          break;
+        case EVENT.ERROR: {
+          const err = codecError(ev, i);
+          site.log.error(`${peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`);
+          requests.abortConnection(conn, "malformed packet");
+          break;
+        }
+        case SERVER_EVENT.TIMEOUT:
+          site.log.info(`${peer}: ${coded("TSGI_ERR_FCGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
+          break;
+        case SERVER_EVENT.CLOSE:
+          requests.abortConnection(conn, "connection closed");
+          break;
+        case SERVER_EVENT.DRAIN:
+          requests.drained(conn);
+          break;
+      }
+    }
+  };
+
+  const native = new binding.FastCgiServer(fd, isPipe, site.headerTimeout, site.maxConnections, onEvents, site.maxParams, site.maxRequests);
+
+  function request(conn: number, id: number, params: string[], role: number): void {
+    // mod_authnz_fcgi sends no FCGI_STDIN at all: an authorizer's input is empty.
+    const contentLength = parseContentLength(params);
+    const input =
+      role === FCGI_AUTHORIZER || contentLength === 0
+        ? TsgiInput.EMPTY
+        : new TsgiInput(contentLength, { pause: (paused) => native.pause(conn, paused) }, site.maxBody);
+    const req = requests.open(conn, id, input);
+    // The CGI head (RFC 3875 §6.3: the status in a Status header) goes in the first write;
+    // FCGI_END_REQUEST's appStatus is the HTTP status.
+    const sink = nativeSink(
+      requests,
+      req,
+      (head) => `Status: ${head.status}`,
+      (text, chunk, last, status) => native.respond(conn, id, text, chunk, last, status),
+      () => native.cut(conn),
+    );
+    const meta = {
+      get peer() {
+        return peerOf(conn);
+      },
+      protocol: "fastcgi" as const,
+    };
+    void site.serve(params, input, sink, req.controller, meta).catch((err: unknown) => {
+      site.log.error(`${meta.peer}: request ${id} failed in the server`, err);
+      sink.abort();
+    });
+  }
+
+  return {
+    close: () => native.close(),
+    get connections() {
+      return native.connections;
+    },
+  };
+}

@@ -1,0 +1,109 @@
+// What the two servers on native listeners (uwsgi-native.ts, fastcgi-native.ts) share: the
+// requests open on each native connection, what happens to them when the connection goes
+// (closed, malformed, cut), the DRAIN that lets a waiting response write again, and the sink
+// that turns the gateway's sends into one native `respond` call each.
+
+import { tsgiError } from "../errors.ts";
+import { RequestAbort } from "../gateway/abort.ts";
+import type { TsgiInput } from "../gateway/input.ts";
+import type { ResponseSink } from "../gateway/request.ts";
+import type { ResponseHead } from "../gateway/start-response.ts";
+
+export interface NativeRequest {
+  readonly conn: number;
+  readonly id: number;
+  input: TsgiInput;
+  readonly controller: RequestAbort;
+  /** The response ended (or was cut, or the connection is gone): nothing more is sent. */
+  ended: boolean;
+  drain: { resolve: () => void; reject: (err: Error) => void } | null;
+}
+
+/** Open requests by connection and request id (uwsgi: one request, id 0, per connection). */
+export class OpenRequests {
+  readonly #byConn = new Map<number, Map<number, NativeRequest>>();
+
+  open(conn: number, id: number, input: TsgiInput): NativeRequest {
+    const req: NativeRequest = { conn, id, input, controller: new RequestAbort(), ended: false, drain: null };
+    let onConn = this.#byConn.get(conn);
+    if (!onConn) this.#byConn.set(conn, (onConn = new Map()));
+    onConn.set(id, req);
+    return req;
+  }
+
+  get(conn: number, id: number): NativeRequest | undefined {
+    return this.#byConn.get(conn)?.get(id);
+  }
+
+  /** The request is over for the protocol: its response ended or it was aborted. */
+  close(req: NativeRequest): void {
+    req.ended = true;
+    const onConn = this.#byConn.get(req.conn);
+    if (!onConn?.delete(req.id)) return;
+    if (onConn.size === 0) this.#byConn.delete(req.conn);
+  }
+
+  /** The request is gone (FCGI_ABORT_REQUEST): the application and its input are told. */
+  abort(req: NativeRequest, reason: string): void {
+    if (req.ended) return;
+    this.close(req);
+    const err = tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason });
+    req.controller.abort(err);
+    req.input.fail(err);
+    req.drain?.reject(err);
+  }
+
+  /** The connection is gone: every request open on it is aborted. */
+  abortConnection(conn: number, reason: string): void {
+    const onConn = this.#byConn.get(conn);
+    if (!onConn) return;
+    for (const req of [...onConn.values()]) this.abort(req, reason);
+  }
+
+  /** DRAIN: the responses waiting on the connection may write again. */
+  drained(conn: number): void {
+    const onConn = this.#byConn.get(conn);
+    if (!onConn) return;
+    for (const req of onConn.values()) {
+      const drain = req.drain;
+      req.drain = null;
+      drain?.resolve();
+    }
+  }
+}
+
+/**
+ * The gateway's sink for `req`: `respond` writes the head (a byte string, on the first send),
+ * a chunk and the end in one native call and says whether more may be written now; `cut`
+ * ends the connection's response without a clean end.
+ */
+export function nativeSink(
+  requests: OpenRequests,
+  req: NativeRequest,
+  firstLine: (head: ResponseHead) => string,
+  respond: (head: string | null, chunk: Uint8Array | null, last: boolean, status: number) => boolean,
+  cut: () => void,
+): ResponseSink {
+  return {
+    send(head, chunk, last) {
+      if (req.ended) return undefined;
+      let text: string | null = null;
+      if (!head.sent) {
+        head.sent = true;
+        text = head.serialize(firstLine(head));
+      }
+      const ok = respond(text, chunk, last, last ? head.code || 0 : 0);
+      if (last) {
+        requests.close(req);
+        return undefined;
+      }
+      if (ok) return undefined;
+      return new Promise<void>((resolve, reject) => (req.drain = { resolve, reject }));
+    },
+    abort() {
+      if (req.ended) return;
+      requests.close(req);
+      cut();
+    },
+  };
+}
