@@ -52,16 +52,30 @@ function describe(err: unknown): string {
   return format("%o", err);
 }
 
+/** Longest an access line waits in memory before it is written (a crash loses at most this much). */
+const ACCESS_FLUSH_MS = 50;
+
 export function createLogger(site: string, streams: LogStreams = { error: process.stderr, access: process.stdout }): Logger {
   const line = (level: string, message: string) =>
     streams.error.write(`${new Date().toISOString()} [${level}] [${site}] ${message}\n`);
-  // Access lines of one event-loop turn go out in one write: under load a write per request
-  // costs as much as the request itself; at rest a line still appears at once.
+  // Access lines are gathered and written at most every ACCESS_FLUSH_MS (nginx's `buffer=`
+  // and `flush=` do the same): under load a write per request, or per event-loop turn, costs
+  // as much as a hello request itself. At rest the first line goes out at once.
   let pending = "";
+  let scheduled = false;
+  let lastFlush = 0;
   const flush = () => {
     const text = pending;
     pending = "";
+    scheduled = false;
+    lastFlush = Date.now();
     if (text) streams.access?.write(text);
+  };
+  const schedule = () => {
+    scheduled = true;
+    const wait = lastFlush + ACCESS_FLUSH_MS - Date.now();
+    if (wait <= 0) setImmediate(flush);
+    else setTimeout(flush, wait).unref();
   };
   process.once("exit", flush);
   return {
@@ -70,7 +84,7 @@ export function createLogger(site: string, streams: LogStreams = { error: proces
     info: (message) => line("info", message),
     access: (e) => {
       if (!streams.access) return;
-      if (pending === "") setImmediate(flush);
+      if (!scheduled) schedule();
       pending += `${e.remoteAddr || "-"} - ${e.user || "-"} [${clfTime()}] "${e.method} ${e.uri} ${e.protocol}" ${e.status} ${e.bytes || "-"} ${e.durationMs.toFixed(3)}ms\n`;
     },
   };

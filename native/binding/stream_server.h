@@ -242,6 +242,21 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     self->conns_.emplace(c->id, c);
     self->arm_header_timer(c);
     uv_read_start(&c->io.stream, on_alloc, on_read);
+    self->read_at_once(c);
+  }
+
+  // A front server writes its request right after connecting, so it is usually there when the
+  // connection is accepted: read it now instead of on the next turn of the loop. A request
+  // answered before the loop polls again never has its socket added to epoll.
+  void read_at_once(Conn* c) {
+    uv_os_fd_t fd;
+    if (uv_fileno(&c->io.handle, &fd) != 0) return;
+    ssize_t n;
+    do n = ::read(fd, read_buffer_, kReadSize);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // libuv reads it when it comes
+    uv_buf_t buf = uv_buf_init(read_buffer_, kReadSize);
+    on_read(&c->io.stream, n > 0 ? n : n == 0 ? UV_EOF : -errno, &buf);
   }
 
   static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
