@@ -8,6 +8,7 @@
         "native/binding/encoders.cc",
         "native/binding/fastcgi_server.cc",
         "native/binding/listen.cc",
+        "native/binding/process.cc",
         "native/binding/uwsgi_server.cc",
         "native/fastcgi/codec.cc",
         "native/uwsgi/codec.cc"

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { apacheVersion, freePort, startApache, startNginx, type FrontServer } from "../test/support/front-servers.ts";
 import { APACHE_MODULES, BASELINE, CONTENDERS, ROOT, apacheConf, nginxConf, type Contender, type Plan } from "./lib/contenders.ts";
 import { cpuMicros, group, killAllTrackedSync, spawnTracked, stopTracked, sumRssKiB, type Group, type Started } from "./lib/procs.ts";
-import { markdownTable, summarize, textTable, type Row, type Run } from "./lib/report.ts";
+import { checkTargets, markdownTable, summarize, targetsMarkdown, targetsText, textTable, type Row, type Run } from "./lib/report.ts";
 import { abortWrk, runWrk } from "./lib/wrk.ts";
 import { firstLine, machineInfo } from "./lib/machine.ts";
 
@@ -312,6 +312,11 @@ async function phase(workers: number, phaseWorkloads: Workload[], runs: Run[]): 
     const ctx = { dir, workers, port: freePort };
     for (const c of members) live.push({ c, p: await c.plan(ctx) });
     for (const l of live) await startBackend(l, dir);
+    // RSS at rest: started and ready, before any request (issue 4's memory target).
+    await sleep(500);
+    for (const l of live) {
+      if (l.proc && !idleMiB.has(l.c.id) && workers === 1) idleMiB.set(l.c.id, sumRssKiB(group(l.proc.pid).workers) / 1024);
+    }
     const ng = live.filter((l) => l.c.front === "nginx");
     const ap = live.filter((l) => l.c.front === "apache");
     if (ng.length) {
@@ -363,6 +368,8 @@ async function phase(workers: number, phaseWorkloads: Workload[], runs: Run[]): 
 // ---- main ----
 
 const runs: Run[] = [];
+/** Workers' RSS of each contender once started, before any request (one-worker phase). */
+const idleMiB = new Map<string, number>();
 const t0 = Date.now();
 console.log(`bench: tsgi ${machine.git}, ${machine.date}, ${machine.nproc} CPUs (${machine.cpu}), node ${machine.node}, ${machine.nginx}, ${machine.apache}, uWSGI ${machine.uwsgi}, ${machine.wrk}`);
 console.log(`bench: ${rounds} round(s) of ${seconds} s, warm-up ${warmup} s, wrk ${threads} thread(s); contenders ${settings.contenders.join(", ")}; workloads ${settings.workloads.join(", ")}`);
@@ -387,10 +394,16 @@ for (const w of WORKLOADS) {
   console.log(textTable(rs));
 }
 
+const targets = checkTargets(rows, BASELINE, idleMiB);
+if (idleMiB.size) {
+  console.log(`\nworker RSS at rest (started, before any request), MiB: ${[...idleMiB].map(([c, m]) => `${c} ${fmt(m, 1)}`).join(", ")}`);
+}
+if (targets.length) console.log(`\nissue 4 targets:\n${targetsText(targets)}`);
+
 if (runs.length) {
   const resultsDir = join(ROOT, "bench", "results");
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(join(resultsDir, `${flags.out}.json`), JSON.stringify({ machine, settings, minutes: Number(minutes), complete: !failure, contenders: CONTENDERS.filter((c) => settings.contenders.includes(c.id)).map((c) => ({ id: c.id, what: c.what })), rows, runs }, null, 2) + "\n");
+  writeFileSync(join(resultsDir, `${flags.out}.json`), JSON.stringify({ machine, settings, minutes: Number(minutes), complete: !failure, idleWorkerRssMiB: Object.fromEntries(idleMiB), targets, contenders: CONTENDERS.filter((c) => settings.contenders.includes(c.id)).map((c) => ({ id: c.id, what: c.what })), rows, runs }, null, 2) + "\n");
   const md = [
     `# npm run bench — ${machine.date}`,
     "",
@@ -401,6 +414,8 @@ if (runs.length) {
     ...CONTENDERS.filter((c) => settings.contenders.includes(c.id)).map((c) => `- \`${c.id}\`: ${c.what}`),
     "",
     ...WORKLOADS.filter((w) => byWorkload(w.id).length).flatMap((w) => [`## ${w.id}: ${w.what}, ${connectionsOverride ?? w.connections} connections`, "", markdownTable(byWorkload(w.id)), ""]),
+    ...(idleMiB.size ? ["## Worker RSS at rest (started, before any request)", "", "| contender | MiB |", "|---|---:|", ...[...idleMiB].map(([c, m]) => `| ${c} | ${fmt(m, 1)} |`), ""] : []),
+    ...(targets.length ? ["## Issue 4 targets", "", targetsMarkdown(targets), ""] : []),
   ].join("\n");
   writeFileSync(join(resultsDir, `${flags.out}.md`), md);
   console.log(`\nwrote bench/results/${flags.out}.json and bench/results/${flags.out}.md`);

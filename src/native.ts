@@ -68,11 +68,13 @@ interface Binding {
     maxParams: number,
     maxRequests: number,
   ) => NativeFastCgiServer;
-  serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number; UNKNOWN_ROLE: number };
+  serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number; UNKNOWN_ROLE: number; CHUNK: number };
   /** Master side: bound, listening sockets that nothing accepts on (native/binding/listen.cc). */
   bindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
   bindUnix(path: string, backlog: number): { fd: number };
   closeFd(fd: number): void;
+  /** glibc's M_TRIM_THRESHOLD (native/binding/process.cc); false where it does not apply. */
+  mallocTrimThreshold(bytes: number): boolean;
 }
 
 /** Called once per read (or timeout, drain, close) of connection `connId` with its events; `peer` comes with ERROR and TIMEOUT. */
@@ -152,6 +154,13 @@ export type EventName =
  *
  * Strings are byte strings (latin1: one char per byte). Body offsets index the chunk given to
  * that push, so `chunk.subarray(off, off + len)` is the body without a copy.
+ *
+ * The native listeners (`FastCgiServer`, `UwsgiServer`) use the same kinds with these
+ * differences: PARAMS carries the role in [3]; there is no BEGIN (a request appears with its
+ * params) and no GET_VALUES or UNKNOWN_TYPE (answered natively); and the server kinds of
+ * `serverEvents` are added: CHUNK ([2] a Buffer holding the read, [3] its length) comes
+ * before the first body event of a read, whose offsets index it; CLOSE, DRAIN, TIMEOUT and
+ * UNKNOWN_ROLE ([1] id, [2] role).
  */
 export const EVENT = binding.events;
 export type RawEvents = (number | string | string[])[];

@@ -37,6 +37,8 @@ export interface Row {
   rssPeakMiB: number | null;
   workerRssPeakMiB: number | null;
   workerRssRestMiB: number | null;
+  /** The largest growth of the workers' RSS within one run (peak − just before it). */
+  workerRssGrowthMiB: number | null;
   errors: number;
 }
 
@@ -86,6 +88,7 @@ export function summarize(runs: Run[], baseline: string): Row[] {
       rssPeakMiB: mib(maxOrNull(mine.map((r) => r.rssPeakKiB))),
       workerRssPeakMiB: mib(maxOrNull(mine.map((r) => r.workerRssPeakKiB))),
       workerRssRestMiB: mib(medOrNull(mine.map((r) => r.workerRssRestKiB))),
+      workerRssGrowthMiB: mib(maxOrNull(mine.map((r) => (r.workerRssPeakKiB === null || r.workerRssRestKiB === null ? null : r.workerRssPeakKiB - r.workerRssRestKiB)))),
       errors: mine.reduce((a, r) => a + r.errors, 0),
     });
   }
@@ -124,5 +127,65 @@ export function textTable(rows: Row[]): string {
 export function markdownTable(rows: Row[]): string {
   const lines = [`| ${HEAD.join(" | ")} |`, `|${HEAD.map((_, i) => (RIGHT[i] ? "---:" : "---")).join("|")}|`];
   for (const r of rows) lines.push(`| ${cells(r).join(" | ")} |`);
+  return lines.join("\n");
+}
+
+// ---- issue 4's targets, checked against the medians of this run ----
+
+/** The tsgi contenders the targets name: uwsgi over a unix socket and FastCGI with keep-conn. */
+export const TARGETED = ["tsgi-uwsgi-unix", "tsgi-fcgi-keep-unix"];
+
+export interface TargetCheck {
+  target: string;
+  contender: string;
+  measured: string;
+  met: boolean;
+}
+
+/**
+ * Every target of issue 4 that this run measured, for each targeted contender. `idleMiB`: the
+ * workers' RSS of each contender once started, before any request.
+ */
+export function checkTargets(rows: Row[], baseline: string, idleMiB: Map<string, number>): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const row = (w: string, c: string) => rows.find((r) => r.workload === w && r.contender === c);
+  const add = (target: string, contender: string, measured: string, met: boolean) => out.push({ target, contender, measured, met });
+  for (const c of TARGETED) {
+    const w1 = row("W1", c);
+    const b1 = row("W1", baseline);
+    if (w1?.cpuUsPerReq != null) add("W1 backend CPU ≤ 30 µs/request", c, `${fmt(w1.cpuUsPerReq, 1)} µs`, w1.cpuUsPerReq <= 30);
+    if (w1?.rpsRatio != null) add(`W1 req/s ≥ 1.25× ${baseline}`, c, `${fmt(w1.rpsRatio, 2)}×`, w1.rpsRatio >= 1.25);
+    if (w1 && b1) add(`W1 p99 ≤ ${baseline}'s`, c, `${fmt(w1.p99ms, 2)} ms against ${fmt(b1.p99ms, 2)} ms`, w1.p99ms <= b1.p99ms);
+    for (const w of ["W2", "W3", "W4"]) {
+      const r = row(w, c);
+      if (!r) continue;
+      if (r.rpsRatio != null) add(`${w} req/s ≥ ${baseline}`, c, `${fmt(r.rpsRatio, 2)}×`, r.rpsRatio >= 1);
+      if (r.cpuRatio != null) add(`${w} CPU/request ≤ ${baseline}`, c, `${fmt(r.cpuRatio, 2)}× (${fmt(r.cpuUsPerReq, 1)} µs)`, r.cpuRatio <= 1);
+    }
+    for (const w of ["W1", "W2", "W3", "W4"]) {
+      const r = row(w, c);
+      const f = row(w, "node-fastcgi");
+      if (r && f) add(`${w} req/s ≥ 5× node-fastcgi`, c, `${fmt(r.rps / f.rps, 1)}×`, r.rps >= 5 * f.rps);
+    }
+    const idle = idleMiB.get(c);
+    const idleBase = idleMiB.get(baseline);
+    if (idle !== undefined && idleBase !== undefined) {
+      add(`worker RSS at rest ≤ ${baseline}'s + 15 MiB`, c, `${fmt(idle, 1)} MiB against ${fmt(idleBase, 1)} MiB`, idle <= idleBase + 15);
+    }
+    for (const w of ["W3", "W4"]) {
+      const r = row(w, c);
+      if (r?.workerRssGrowthMiB != null) add(`${w} worker RSS growth ≤ 64 MiB`, c, `${fmt(r.workerRssGrowthMiB, 1)} MiB`, r.workerRssGrowthMiB <= 64);
+    }
+  }
+  return out;
+}
+
+export function targetsText(checks: TargetCheck[]): string {
+  return checks.map((t) => `  ${t.met ? "met   " : "MISSED"}  ${t.target.padEnd(40)} ${t.contender.padEnd(20)} ${t.measured}`).join("\n");
+}
+
+export function targetsMarkdown(checks: TargetCheck[]): string {
+  const lines = ["| target | contender | measured | |", "|---|---|---|---|"];
+  for (const t of checks) lines.push(`| ${t.target} | ${t.contender} | ${t.measured} | ${t.met ? "met" : "**missed**"} |`);
   return lines.join("\n");
 }

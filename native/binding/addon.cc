@@ -12,6 +12,7 @@ void init_servers(Napi::Env env, Napi::Object exports) {
   kinds.Set("DRAIN", Napi::Number::New(env, kDrain));
   kinds.Set("TIMEOUT", Napi::Number::New(env, kTimeout));
   kinds.Set("UNKNOWN_ROLE", Napi::Number::New(env, kUnknownRole));
+  kinds.Set("CHUNK", Napi::Number::New(env, kChunk));
   exports.Set("serverEvents", kinds);
 }
 
@@ -27,6 +28,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   tsgi::binding::init_encoders(env, exports);
   tsgi::binding::init_servers(env, exports);
   tsgi::binding::init_listen(env, exports);
+  tsgi::binding::init_process(env, exports);
   return exports;
 }
 

@@ -49,5 +49,6 @@ void init_servers(Napi::Env env, Napi::Object exports);
 Napi::Function define_uwsgi_server(Napi::Env env);
 Napi::Function define_fastcgi_server(Napi::Env env);
 void init_listen(Napi::Env env, Napi::Object exports);
+void init_process(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsgi::binding

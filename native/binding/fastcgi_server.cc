@@ -41,6 +41,12 @@ struct FastCgiConn final : ConnBase, fastcgi::Sink {
     return nullptr;
   }
 
+  // Reads go to blocks of their own while some request's body is still coming.
+  void update_want_body() {
+    want_body = false;
+    for (const auto& r : requests) want_body = want_body || !r.stdin_done;
+  }
+
   void on_begin(uint16_t id, uint16_t role, uint8_t flags) override {
     if (role != fastcgi::FCGI_RESPONDER && role != fastcgi::FCGI_AUTHORIZER) {
       fastcgi::encode_end_request(control, id, 0, fastcgi::FCGI_UNKNOWN_ROLE);
@@ -58,16 +64,17 @@ struct FastCgiConn final : ConnBase, fastcgi::Sink {
     const FcgiRequest* r = request(id);
     if (!r) return;
     uv_timer_stop(&timer);
+    want_body = true;
     std::vector<napi_value> strings(pairs.size());
     for (size_t i = 0; i < pairs.size(); i++) strings[i] = byte_string(env, pairs[i].data, pairs[i].size);
     add(kParams, num(id), make_array(env, strings), num(r->role));
   }
   void on_stdin(uint16_t id, const uint8_t* data, size_t size) override {
-    // Copied: the read buffer is the server's, reused by the next read.
-    add(kStdin, num(id), Napi::Buffer<uint8_t>::Copy(env, data, size), num(static_cast<double>(size)));
+    add(kStdin, id, body_offset(data), static_cast<double>(size));
   }
   void on_stdin_end(uint16_t id) override {
     if (FcgiRequest* r = request(id)) r->stdin_done = true;
+    update_want_body();
     add(kStdinEnd, id);
   }
   // FILTER requests are refused at BEGIN: DATA never belongs to an active request.
@@ -80,6 +87,7 @@ struct FastCgiConn final : ConnBase, fastcgi::Sink {
     ended_now.push_back(*r);
     requests.erase(requests.begin() + (r - requests.data()));
     decoder.release(id);  // safe here: the decoder is done with the record
+    update_want_body();
     add(kAbort, id);
   }
   void on_get_values(const std::vector<Span>& pairs) override {
@@ -196,7 +204,9 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
     std::string utf8;
     const char* body = nullptr;
     size_t body_size = 0;
+    napi_value keep = nullptr;
     if (info[3].IsTypedArray()) {
+      keep = info[3];
       Napi::Uint8Array bytes = info[3].As<Napi::Uint8Array>();
       body = reinterpret_cast<const char*>(bytes.Data());
       body_size = bytes.ByteLength();
@@ -245,7 +255,7 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
     // In batches the kernel takes in one writev (IOV_MAX is 1024); write() keeps their order.
     constexpr size_t kBatch = 512;
     for (size_t at = 0; at < bufs.size(); at += kBatch) {
-      if (!write(c, bufs.data() + at, static_cast<unsigned>(std::min(kBatch, bufs.size() - at)))) {
+      if (!write(c, bufs.data() + at, static_cast<unsigned>(std::min(kBatch, bufs.size() - at)), keep, body, body_size)) {
         return Napi::Boolean::New(env, true);  // the connection failed: reading reports it
       }
     }
@@ -253,6 +263,7 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
     const FcgiRequest done = *r;
     c->requests.erase(c->requests.begin() + (r - c->requests.data()));
     c->decoder.release(id);
+    c->update_want_body();
     request_ended(c, done);
     return Napi::Boolean::New(env, true);
   }

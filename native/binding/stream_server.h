@@ -45,6 +45,8 @@ enum ServerEvent : uint32_t {
   kDrain = 21,        // the write queue fell under the high-water mark
   kTimeout = 22,      // no complete request head within header-timeout; the connection is closed
   kUnknownRole = 23,  // FastCGI: a request of a role we do not play was refused ([1] id, [2] role)
+  kChunk = 24,        // the bytes of this read ([2] a Buffer, [3] its length): the body events
+                      // after it ([2] offset, [3] length) are slices of it
 };
 
 union Stream {
@@ -65,10 +67,51 @@ struct ConnBase {
   bool cut = false;
   bool closing = false;
   bool want_drain = false;
+  // A body is expected: reads go to a block of their own, handed to JavaScript as is.
+  bool want_body = false;
   int open_handles = 0;
   size_t queued = 0;
   std::vector<napi_value>* slots = nullptr;  // the events of the callback being handled
   Napi::Env env = nullptr;
+  // The read being decoded: where it is, the block of its own it may have been read into (a
+  // JavaScript Buffer not yet given away, held by `block_ref`), and the Buffer holding the
+  // read once a body slice needed one.
+  const uint8_t* read_base = nullptr;
+  size_t read_size = 0;
+  uint8_t* read_block = nullptr;
+  napi_ref block_ref = nullptr;
+  napi_value read_chunk = nullptr;
+
+  // A Buffer to read the next body bytes into: allocated as node:net allocates its reads
+  // (uninitialized, its memory known to the garbage collector), so handing it over costs no copy.
+  void make_block(size_t size) {
+    Napi::HandleScope scope(env);
+    void* data = nullptr;
+    napi_value buffer;
+    if (napi_create_buffer(env, size, &data, &buffer) != napi_ok) return;
+    if (napi_create_reference(env, buffer, 1, &block_ref) != napi_ok) return;
+    read_block = static_cast<uint8_t*>(data);
+  }
+  void drop_block() {
+    if (block_ref != nullptr) napi_delete_reference(env, block_ref);
+    block_ref = nullptr;
+    read_block = nullptr;
+  }
+
+  // Offset of a body slice in this read's Buffer (made on the first slice: the block itself,
+  // or a copy of the server's shared read buffer), announced by a CHUNK event.
+  double body_offset(const uint8_t* data) {
+    if (read_chunk == nullptr) {
+      if (read_block != nullptr && read_base == read_block) {
+        napi_get_reference_value(env, block_ref, &read_chunk);
+        drop_block();  // the Buffer is JavaScript's now
+      } else {
+        read_chunk = Napi::Buffer<uint8_t>::Copy(env, read_base, read_size);
+      }
+      add(kChunk, num(0), read_chunk, num(static_cast<double>(read_size)));
+    }
+    return static_cast<double>(data - read_base);
+  }
 
   void add(uint32_t kind, napi_value a, napi_value b, napi_value c) {
     slots->push_back(Napi::Number::New(env, kind));
@@ -138,9 +181,13 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
 
   // ---- for the protocol ----
 
-  // Writes what the kernel takes at once (writev), queues a copy of the rest; the order of
-  // successive calls is kept. Returns false when the connection failed and was closed.
-  bool write(Conn* c, const uv_buf_t* bufs, unsigned count) {
+  // Writes what the kernel takes at once (writev) and queues the rest; the order of successive
+  // calls is kept. Queued bytes inside [keep_data, +keep_size) stay where they are, in the
+  // JavaScript value `keep`, which a reference holds until libuv wrote them (as a Buffer given
+  // to socket.write); the others are copied. Returns false when the connection failed and
+  // was closed.
+  bool write(Conn* c, const uv_buf_t* bufs, unsigned count, napi_value keep = nullptr, const char* keep_data = nullptr,
+             size_t keep_size = 0) {
     if (c->closing) return false;
     size_t total = 0;
     for (unsigned i = 0; i < count; i++) total += bufs[i].len;
@@ -153,28 +200,49 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     if (done == total) return true;
     auto* w = new WriteReq;
     w->size = total - done;
-    w->data.reset(new char[w->size]);
-    size_t at = 0;
-    size_t skip = done;
-    for (unsigned i = 0; i < count; i++) {
-      size_t len = bufs[i].len;
-      const char* base = bufs[i].base;
-      if (skip >= len) {
-        skip -= len;
-        continue;
+    std::vector<uv_buf_t> rest;
+    size_t copied = 0;
+    bool kept = false;
+    const auto in_keep = [&](const char* base, size_t len) {
+      return keep != nullptr && base >= keep_data && base + len <= keep_data + keep_size;
+    };
+    for (int pass = 0; pass < 2; pass++) {  // sizes the copy once, then fills it
+      size_t skip = done;
+      size_t at = 0;
+      for (unsigned i = 0; i < count; i++) {
+        size_t len = bufs[i].len;
+        const char* base = bufs[i].base;
+        if (skip >= len) {
+          skip -= len;
+          continue;
+        }
+        base += skip;
+        len -= skip;
+        skip = 0;
+        if (in_keep(base, len)) {
+          if (pass == 1) {
+            rest.push_back(uv_buf_init(const_cast<char*>(base), static_cast<unsigned>(len)));
+            kept = true;
+          }
+          continue;
+        }
+        if (pass == 0) {
+          copied += len;
+          continue;
+        }
+        std::memcpy(w->data.get() + at, base, len);
+        if (!rest.empty() && rest.back().base + rest.back().len == w->data.get() + at) rest.back().len += static_cast<unsigned>(len);
+        else rest.push_back(uv_buf_init(w->data.get() + at, static_cast<unsigned>(len)));
+        at += len;
       }
-      base += skip;
-      len -= skip;
-      skip = 0;
-      std::memcpy(w->data.get() + at, base, len);
-      at += len;
+      if (pass == 0 && copied > 0) w->data.reset(new char[copied]);
     }
+    if (kept) napi_create_reference(c->env, keep, 1, &w->keep);
     w->req.data = c;
-    uv_buf_t rest = uv_buf_init(w->data.get(), static_cast<unsigned>(w->size));
     c->queued += w->size;
-    if (uv_write(&w->req, &c->io.stream, &rest, 1, on_write) != 0) {
+    if (uv_write(&w->req, &c->io.stream, rest.data(), static_cast<unsigned>(rest.size()), on_write) != 0) {
       c->queued -= w->size;
-      delete w;
+      release(c, w);
       destroy(c, false);
       return false;
     }
@@ -261,19 +329,26 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
 
   static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
     auto* c = static_cast<Conn*>(handle->data);
-    // One buffer for every read: the codecs copy what they keep, and body bytes are copied
-    // into the Buffers handed to JavaScript.
-    *buf = uv_buf_init(owner(c)->read_buffer_, kReadSize);
+    // While a body is expected each read gets a block that becomes the Buffer JavaScript
+    // reads the body from (no copy); otherwise the server's one buffer, from which the codecs
+    // copy what they keep.
+    if (c->want_body && c->read_block == nullptr) c->make_block(kReadSize);
+    *buf = c->want_body && c->read_block != nullptr ? uv_buf_init(reinterpret_cast<char*>(c->read_block), kReadSize)
+                                                    : uv_buf_init(owner(c)->read_buffer_, kReadSize);
   }
 
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     auto* c = static_cast<Conn*>(stream->data);
     StreamServer* self = owner(c);
+    if (nread <= 0 || c->ended || c->cut) c->drop_block();  // nothing to decode in it
     if (nread == 0) return;
-    if (nread > 0 && (c->ended || c->cut)) return;  // draining what follows the last response
+    if (nread > 0 && (c->ended || c->cut)) return;
     Napi::HandleScope scope(self->Env());
     std::vector<napi_value> slots;
     c->slots = &slots;
+    c->read_base = reinterpret_cast<const uint8_t*>(buf->base);
+    c->read_size = nread > 0 ? static_cast<size_t>(nread) : 0;
+    c->read_chunk = nullptr;
     bool close_now = false;
     bool with_peer = false;
     if (nread > 0) {
@@ -293,6 +368,8 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
       }
     }
     c->slots = nullptr;
+    c->read_chunk = nullptr;
+    // A block no body slice needed is kept for the next read.
     self->settle(c, slots, close_now, with_peer, false);
   }
 
@@ -367,7 +444,9 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
 
   static void on_handle_closed(uv_handle_t* handle) {
     auto* c = static_cast<Conn*>(handle->data);
-    if (--c->open_handles == 0) delete c;
+    if (--c->open_handles > 0) return;
+    c->drop_block();
+    delete c;
   }
 
   // The last response is out: half-close, then read and drop until the front server closes
@@ -414,15 +493,21 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
 
   struct WriteReq {
     uv_write_t req;
-    std::unique_ptr<char[]> data;
+    std::unique_ptr<char[]> data;  // the copied part of the queued bytes
+    napi_ref keep = nullptr;       // the JavaScript value holding the others
     size_t size;
   };
+
+  static void release(Conn* c, WriteReq* w) {
+    if (w->keep != nullptr) napi_delete_reference(c->env, w->keep);
+    delete w;
+  }
 
   static void on_write(uv_write_t* req, int status) {
     auto* w = reinterpret_cast<WriteReq*>(req);
     auto* c = static_cast<Conn*>(req->data);
     c->queued -= w->size;
-    delete w;
+    release(c, w);
     if (c->closing) return;
     if (status < 0) {
       // The peer is gone; reading reports it (or the last response was already written).

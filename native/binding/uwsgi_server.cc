@@ -19,17 +19,18 @@ struct UwsgiConn final : ConnBase, uwsgi::Sink {
   void on_request(uint8_t modifier1, uint8_t modifier2, const std::vector<Span>& vars,
                   uint64_t content_length) override {
     got_request = true;
+    want_body = true;
     uv_timer_stop(&timer);
     std::vector<napi_value> values(vars.size());
     for (size_t i = 0; i < vars.size(); i++) values[i] = byte_string(env, vars[i].data, vars[i].size);
     add(kRequest, num(modifier1 + 256.0 * modifier2), make_array(env, values), num(static_cast<double>(content_length)));
   }
   void on_body(const uint8_t* data, size_t size) override {
-    // Copied: the read buffer is the server's, reused by the next read.
-    add(kBody, num(0), Napi::Buffer<uint8_t>::Copy(env, data, size), num(static_cast<double>(size)));
+    add(kBody, 0, body_offset(data), static_cast<double>(size));
   }
   void on_body_end() override {
     input_done = true;
+    want_body = false;
     add(kBodyEnd);
   }
 };
@@ -81,14 +82,20 @@ class UwsgiServer : public StreamServer<UwsgiServer, UwsgiConn> {
     uv_buf_t bufs[2];
     unsigned n = 0;
     if (!head.empty()) bufs[n++] = uv_buf_init(head.data(), static_cast<unsigned>(head.size()));
+    napi_value keep = nullptr;
+    const char* keep_data = nullptr;
+    size_t keep_size = 0;
     if (info[2].IsTypedArray()) {
       Napi::Uint8Array body = info[2].As<Napi::Uint8Array>();
+      keep = info[2];
+      keep_data = reinterpret_cast<const char*>(body.Data());
+      keep_size = body.ByteLength();
       if (body.ByteLength() > 0) bufs[n++] = uv_buf_init(reinterpret_cast<char*>(body.Data()), static_cast<unsigned>(body.ByteLength()));
     } else if (info[2].IsString()) {
       utf8 = info[2].As<Napi::String>().Utf8Value();
       if (!utf8.empty()) bufs[n++] = uv_buf_init(utf8.data(), static_cast<unsigned>(utf8.size()));
     }
-    if (!write(c, bufs, n)) return Napi::Boolean::New(env, true);
+    if (!write(c, bufs, n, keep, keep_data, keep_size)) return Napi::Boolean::New(env, true);
     if (info[3].ToBoolean()) {
       end_connection(c);
       return Napi::Boolean::New(env, true);

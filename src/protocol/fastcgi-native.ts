@@ -9,7 +9,7 @@
 import { TsgiInput } from "../gateway/input.ts";
 import { EVENT, binding, codecError, nativeServers, type RawEvents } from "../native.ts";
 import { coded, parseContentLength } from "./connection.ts";
-import { OpenRequests, nativeSink } from "./native-listener.ts";
+import { OpenRequests, nativeSink, slice } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 import type { NativeListener } from "./uwsgi-native.ts";
 
@@ -26,14 +26,19 @@ export function serveFastCgiNatively(site: Site, fd: number, isPipe: boolean): N
   const peerOf = (conn: number) => native.peer(conn) || "fastcgi peer";
 
   const onEvents = (conn: number, ev: RawEvents, peer?: string) => {
+    // The read's bytes: body events are slices of it (no copy).
+    let chunk: Buffer | null = null;
     for (let i = 0; i < ev.length; i += 4) {
       const id = ev[i + 1] as number;
       switch (ev[i]) {
         case EVENT.PARAMS:
           request(conn, id, ev[i + 2] as string[], ev[i + 3] as number);
           break;
+        case SERVER_EVENT.CHUNK:
+          chunk = ev[i + 2] as unknown as Buffer;
+          break;
         case EVENT.STDIN:
-          requests.get(conn, id)?.input.feed(ev[i + 2] as unknown as Buffer);
+          requests.get(conn, id)?.input.feed(slice(chunk!, ev[i + 2] as number, ev[i + 3] as number));
           break;
         case EVENT.STDIN_END:
           requests.get(conn, id)?.input.finish();

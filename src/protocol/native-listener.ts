@@ -107,3 +107,8 @@ export function nativeSink(
     },
   };
 }
+
+/** `length` bytes of `chunk` from `offset`: the chunk itself when that is all of it, else a view. */
+export function slice(chunk: Buffer, offset: number, length: number): Buffer {
+  return offset === 0 && length === chunk.length ? chunk : chunk.subarray(offset, offset + length);
+}

@@ -7,7 +7,7 @@
 import { TsgiInput } from "../gateway/input.ts";
 import { EVENT, binding, codecError, nativeServers, type RawEvents } from "../native.ts";
 import { coded } from "./connection.ts";
-import { OpenRequests, nativeSink } from "./native-listener.ts";
+import { OpenRequests, nativeSink, slice } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 export interface NativeListener {
@@ -26,13 +26,18 @@ export function serveUwsgiNatively(site: Site, fd: number, isPipe: boolean): Nat
   const SERVER_EVENT = binding.serverEvents;
 
   const onEvents = (conn: number, ev: RawEvents, peer?: string) => {
+    // The read's bytes: body events are slices of it (no copy).
+    let chunk: Buffer | null = null;
     for (let i = 0; i < ev.length; i += 4) {
       switch (ev[i]) {
         case EVENT.REQUEST:
           request(conn, ev[i + 2] as string[], ev[i + 3] as number);
           break;
+        case SERVER_EVENT.CHUNK:
+          chunk = ev[i + 2] as unknown as Buffer;
+          break;
         case EVENT.BODY:
-          requests.get(conn, 0)?.input.feed(ev[i + 2] as unknown as Buffer);
+          requests.get(conn, 0)?.input.feed(slice(chunk!, ev[i + 2] as number, ev[i + 3] as number));
           break;
         case EVENT.BODY_END:
           requests.get(conn, 0)?.input.finish();
