@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "../status.h"
+
 namespace tsgi::binding {
 
 // Event kinds of a decoder push, as src/native.ts documents them (four slots an event).
@@ -41,6 +43,9 @@ napi_value make_array(Napi::Env env, const std::vector<napi_value>& values);
 
 // A JS string from bytes, one char per byte (latin1): lossless for any input.
 Napi::Value byte_string(Napi::Env env, const uint8_t* data, size_t size);
+
+// [name0, value0, name1, …] as one JS array of byte strings.
+napi_value pairs_array(Napi::Env env, const std::vector<Span>& pairs);
 
 void init_decoders(Napi::Env env, Napi::Object exports);
 void init_encoders(Napi::Env env, Napi::Object exports);

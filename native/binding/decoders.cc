@@ -18,6 +18,12 @@ Napi::Value byte_string(Napi::Env env, const uint8_t* data, size_t size) {
   return Napi::Value(env, out);
 }
 
+napi_value pairs_array(Napi::Env env, const std::vector<Span>& pairs) {
+  std::vector<napi_value> values(pairs.size());
+  for (size_t i = 0; i < pairs.size(); i++) values[i] = byte_string(env, pairs[i].data, pairs[i].size);
+  return make_array(env, values);
+}
+
 napi_value make_array(Napi::Env env, const std::vector<napi_value>& values) {
   napi_value out;
   if (values.size() <= 16384) {
@@ -48,11 +54,7 @@ class EventList {
     add(kind, num(a), num(b), num(c));
   }
   Napi::Value num(double v) { return Napi::Number::New(env_, v); }
-  Napi::Value strings(const std::vector<Span>& spans) {
-    std::vector<napi_value> values(spans.size());
-    for (size_t i = 0; i < spans.size(); i++) values[i] = byte_string(env_, spans[i].data, spans[i].size);
-    return Napi::Value(env_, make_array(env_, values));
-  }
+  Napi::Value strings(const std::vector<Span>& spans) { return Napi::Value(env_, pairs_array(env_, spans)); }
   // Offset of a body slice in the chunk given to this push.
   double offset_of(const uint8_t* p) const { return static_cast<double>(p - base_); }
   void error(const Error& e) {

@@ -65,9 +65,7 @@ struct FastCgiConn final : ConnBase, fastcgi::Sink {
     if (!r) return;
     uv_timer_stop(&timer);
     want_body = true;
-    std::vector<napi_value> strings(pairs.size());
-    for (size_t i = 0; i < pairs.size(); i++) strings[i] = byte_string(env, pairs[i].data, pairs[i].size);
-    add(kParams, num(id), make_array(env, strings), num(r->role));
+    add(kParams, num(id), pairs_array(env, pairs), num(r->role));
   }
   void on_stdin(uint16_t id, const uint8_t* data, size_t size) override {
     add(kStdin, id, body_offset(data), static_cast<double>(size));

@@ -21,9 +21,7 @@ struct UwsgiConn final : ConnBase, uwsgi::Sink {
     got_request = true;
     want_body = true;
     uv_timer_stop(&timer);
-    std::vector<napi_value> values(vars.size());
-    for (size_t i = 0; i < vars.size(); i++) values[i] = byte_string(env, vars[i].data, vars[i].size);
-    add(kRequest, num(modifier1 + 256.0 * modifier2), make_array(env, values), num(static_cast<double>(content_length)));
+    add(kRequest, num(modifier1 + 256.0 * modifier2), pairs_array(env, vars), num(static_cast<double>(content_length)));
   }
   void on_body(const uint8_t* data, size_t size) override {
     add(kBody, 0, body_offset(data), static_cast<double>(size));
