@@ -63,14 +63,17 @@ class Sweeper {
   }
   delete(t: Deadline): void {
     this.#armed.delete(t);
+  }
+  // The interval stops at a sweep that finds nothing armed, not when the last one is disarmed:
+  // under load the set empties and fills between requests, and a timer per request is what
+  // this class exists to avoid.
+  #sweep(): void {
+    const now = Date.now();
+    for (const t of this.#armed) if (t.expireIfDue(now)) this.#armed.delete(t);
     if (this.#armed.size === 0 && this.#interval) {
       clearInterval(this.#interval);
       this.#interval = null;
     }
-  }
-  #sweep(): void {
-    const now = Date.now();
-    for (const t of this.#armed) if (t.expireIfDue(now)) this.delete(t);
   }
 }
 

@@ -101,62 +101,51 @@ export class Site {
     const started = performance.now();
     this.inFlight++;
     try {
-      return await this.#serve(params, input, sink, controller, meta, started);
+      const built = buildEnviron(params, {
+        mount: this.mount,
+        input,
+        errors: this.errors,
+        multiprocess: this.multiprocess,
+        abort: controller,
+        fileWrapper,
+      });
+      let outcome: RequestOutcome;
+      const environ = "environ" in built ? built.environ : null;
+      const method = environ?.REQUEST_METHOD ?? valueOf(params, "REQUEST_METHOD") ?? "GET";
+      if (!environ) {
+        const { error, httpStatus } = built as { error: TsgiError; httpStatus: number };
+        this.log.info(`${meta.peer}: ${error.code}: ${error.message}`);
+        outcome = await this.#refuse(sink, httpStatus, method);
+      } else if (this.maxBody > 0 && Number(environ.CONTENT_LENGTH ?? 0) > this.maxBody) {
+        this.log.info(`${meta.peer}: request body of ${String(environ.CONTENT_LENGTH)} bytes is over max-body (${this.maxBody})`);
+        outcome = await this.#refuse(sink, 413, method);
+      } else {
+        const timeout = new Deadline(this.requestTimeout, () =>
+          controller.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: `${this.requestTimeout / 1000}s` })),
+        );
+        timeout.arm();
+        try {
+          outcome = await runRequest(this.app, environ, sink, { abort: controller, log: this.log, debug: this.debug });
+        } finally {
+          timeout.disarm();
+        }
+      }
+      input.discard();
+      this.log.access({
+        remoteAddr: environ ? String(environ.REMOTE_ADDR ?? "") : (valueOf(params, "REMOTE_ADDR") ?? ""),
+        method,
+        uri: String(environ?.REQUEST_URI ?? valueOf(params, "REQUEST_URI") ?? "-"),
+        protocol: String(environ?.SERVER_PROTOCOL ?? valueOf(params, "SERVER_PROTOCOL") ?? "-"),
+        status: outcome.status,
+        bytes: outcome.bytes,
+        durationMs: performance.now() - started,
+        user: environ?.REMOTE_USER as string | undefined,
+      });
+      return outcome;
     } finally {
       this.inFlight--;
       this.served++;
     }
-  }
-
-  async #serve(
-    params: string[],
-    input: TsgiInput,
-    sink: ResponseSink,
-    controller: RequestAbort,
-    meta: RequestMeta,
-    started: number,
-  ): Promise<RequestOutcome> {
-    const built = buildEnviron(params, {
-      mount: this.mount,
-      input,
-      errors: this.errors,
-      multiprocess: this.multiprocess,
-      abort: controller,
-      fileWrapper,
-    });
-    let outcome: RequestOutcome;
-    const environ = "environ" in built ? built.environ : null;
-    const method = environ?.REQUEST_METHOD ?? valueOf(params, "REQUEST_METHOD") ?? "GET";
-    if (!environ) {
-      const { error, httpStatus } = built as { error: TsgiError; httpStatus: number };
-      this.log.info(`${meta.peer}: ${error.code}: ${error.message}`);
-      outcome = await this.#refuse(sink, httpStatus, method);
-    } else if (this.maxBody > 0 && Number(environ.CONTENT_LENGTH ?? 0) > this.maxBody) {
-      this.log.info(`${meta.peer}: request body of ${String(environ.CONTENT_LENGTH)} bytes is over max-body (${this.maxBody})`);
-      outcome = await this.#refuse(sink, 413, method);
-    } else {
-      const timeout = new Deadline(this.requestTimeout, () =>
-        controller.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: `${this.requestTimeout / 1000}s` })),
-      );
-      timeout.arm();
-      try {
-        outcome = await runRequest(this.app, environ, sink, { abort: controller, log: this.log, debug: this.debug });
-      } finally {
-        timeout.disarm();
-      }
-    }
-    input.discard();
-    this.log.access({
-      remoteAddr: environ ? String(environ.REMOTE_ADDR ?? "") : (valueOf(params, "REMOTE_ADDR") ?? ""),
-      method,
-      uri: String(environ?.REQUEST_URI ?? valueOf(params, "REQUEST_URI") ?? "-"),
-      protocol: String(environ?.SERVER_PROTOCOL ?? valueOf(params, "SERVER_PROTOCOL") ?? "-"),
-      status: outcome.status,
-      bytes: outcome.bytes,
-      durationMs: performance.now() - started,
-      user: environ?.REMOTE_USER as string | undefined,
-    });
-    return outcome;
   }
 
   closeIdleConnections(): void {
