@@ -332,9 +332,11 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     // While a body is expected each read gets a block that becomes the Buffer JavaScript
     // reads the body from (no copy); otherwise the server's one buffer, from which the codecs
     // copy what they keep.
-    if (c->want_body && c->read_block == nullptr) c->make_block(kReadSize);
-    *buf = c->want_body && c->read_block != nullptr ? uv_buf_init(reinterpret_cast<char*>(c->read_block), kReadSize)
-                                                    : uv_buf_init(owner(c)->read_buffer_, kReadSize);
+    // (Not while draining what follows the last response: those bytes are dropped.)
+    const bool own = c->want_body && !c->ended && !c->cut;
+    if (own && c->read_block == nullptr) c->make_block(kReadSize);
+    *buf = own && c->read_block != nullptr ? uv_buf_init(reinterpret_cast<char*>(c->read_block), kReadSize)
+                                           : uv_buf_init(owner(c)->read_buffer_, kReadSize);
   }
 
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
