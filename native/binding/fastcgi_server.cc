@@ -31,6 +31,7 @@ struct FastCgiConn final : ConnBase, fastcgi::Sink {
   std::string control;                 // management answers of the read being decoded
   std::vector<FcgiRequest> ended_now;  // requests the read being decoded ended (aborts)
   const std::string* values = nullptr;  // the GET_VALUES answers, name → value pairs, encoded
+  uint64_t idle_at = UINT64_MAX;        // stream offset when the last request ended (keep-conn)
 
   explicit FastCgiConn(fastcgi::Limits limits) : decoder(limits) {}
 
@@ -164,6 +165,9 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
 
   bool has_open(FastCgiConn* c) { return !c->requests.empty(); }
   bool idle(FastCgiConn* c) { return c->requests.empty(); }
+  // A persistent connection that nothing was sent on since its last request: closing it is
+  // routine (nginx closes idle upstream connections the same way), not worth a log line.
+  bool between_requests(FastCgiConn* c) { return c->requests.empty() && c->decoder.offset() == c->idle_at; }
 
  private:
   // A request's FCGI_END_REQUEST went out: without FCGI_KEEP_CONN the application closes the
@@ -175,6 +179,7 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
       c->input_done = r.stdin_done;
       end_connection(c);
     } else {
+      c->idle_at = c->decoder.offset();
       arm_header_timer(c);
     }
   }

@@ -12,6 +12,7 @@
 //   const Error* finish_input(Conn*);                      the peer closed: truncated?
 //   bool has_open(Conn*);                                  JavaScript holds a request on it
 //   bool idle(Conn*);                                      no request on it (closed at stop)
+//   bool between_requests(Conn*);                          idle after a request, nothing half-sent
 // and its own `respond`, framing its protocol and ending with write() / end_connection().
 //
 // Cross-language contract with src/protocol/*-native.ts: the event kinds (four slots an
@@ -44,6 +45,7 @@ enum ServerEvent : uint32_t {
   kClose = 20,        // the peer went away while a request was open
   kDrain = 21,        // the write queue fell under the high-water mark
   kTimeout = 22,      // no complete request head within header-timeout; the connection is closed
+                      // ([1] 1 when it was a persistent connection idle between requests)
   kUnknownRole = 23,  // FastCGI: a request of a role we do not play was refused ([1] id, [2] role)
   kChunk = 24,        // the bytes of this read ([2] a Buffer, [3] its length): the body events
                       // after it ([2] offset, [3] length) are slices of it
@@ -382,7 +384,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     Napi::HandleScope scope(self->Env());
     std::vector<napi_value> slots;
     c->slots = &slots;
-    c->add(kTimeout);
+    c->add(kTimeout, self->self()->between_requests(c) ? 1 : 0);
     c->slots = nullptr;
     self->settle(c, slots, true, true, false);
   }

@@ -60,6 +60,7 @@ class UwsgiServer : public StreamServer<UwsgiServer, UwsgiConn> {
   bool has_open(UwsgiConn* c) { return c->got_request && !c->ended && !c->cut; }
   // A connection still sending its request is given its header timeout, even at stop.
   bool idle(UwsgiConn*) { return false; }
+  bool between_requests(UwsgiConn*) { return false; }  // one request a connection
 
  private:
   // respond(connId, head: string (latin1) | null, body: Uint8Array | string (UTF-8) | null, end):

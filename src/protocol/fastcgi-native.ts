@@ -61,6 +61,8 @@ export function serveFastCgiNatively(site: Site, fd: number, isPipe: boolean): N
           break;
         }
         case SERVER_EVENT.TIMEOUT:
+          // A keep-conn connection idle since its last request is closed without a word.
+          if (ev[i + 1] === 1) break;
           site.log.info(`${peer}: ${coded("TSGI_ERR_FCGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
           break;
         case SERVER_EVENT.CLOSE:

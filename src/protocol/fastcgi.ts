@@ -36,6 +36,8 @@ class FastCgiConnection {
   readonly #requests = new Map<number, Request>();
   readonly #timer: Deadline;
   #closed = false;
+  /** Bytes received since the last request ended on this keep-conn connection (-1: none ended yet). */
+  #sinceIdle = -1;
 
   constructor(site: Site, socket: net.Socket) {
     this.#site = site;
@@ -43,6 +45,11 @@ class FastCgiConnection {
     this.#peer = describePeer(socket);
     this.#decoder = createFastCgiDecoder({ maxParams: site.maxParams, maxRequests: site.maxRequests });
     this.#timer = new Deadline(site.headerTimeout, () => {
+      // A keep-conn connection idle since its last request is closed without a word.
+      if (this.#sinceIdle === 0 && this.#requests.size === 0) {
+        socket.destroy();
+        return;
+      }
       site.log.info(`${this.#peer}: ${coded("TSGI_ERR_FCGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
       socket.destroy();
     });
@@ -56,6 +63,7 @@ class FastCgiConnection {
   }
 
   #onData(chunk: Buffer): void {
+    if (this.#sinceIdle >= 0) this.#sinceIdle += chunk.length;
     this.#dispatch(this.#decoder.push(chunk), chunk);
   }
 
@@ -192,6 +200,7 @@ class FastCgiConnection {
       // an unread body is drained, not reset, so the front server reads the whole response.
       lingerThenClose(this.#socket, this.#site.headerTimeout);
     } else if (this.#requests.size === 0) {
+      this.#sinceIdle = 0;
       this.#timer.arm();
     }
   }

@@ -261,6 +261,19 @@ export function defineBadInputSuite(env?: Record<string, string>): void {
       await logLine(conn.peer, /header-timeout.*TSGI_ERR_\w+|TSGI_ERR_\w+.*header-timeout/);
       await fcgiWorks();
     });
+
+    test("fastcgi: a keep-conn connection idle after its request is closed at header-timeout, without a log line", async () => {
+      const conn = await open(fcgiPort);
+      conn.sock.write(fcgiRequest(1, params("/environ?idle=1"), "", KEEP_CONN));
+      await conn.until(hasEnd(1));
+      const answered = Date.now();
+      await closedWithin(conn, 4000);
+      expect(Date.now() - answered).toBeGreaterThanOrEqual(900);
+      // The request's own access line goes to stdout; nothing about this peer on stderr.
+      await new Promise((r) => setTimeout(r, 200));
+      const lines = tsgi.stderr().split("\n").filter((l) => l.includes(`${conn.peer}:`) || l.includes(`${conn.peer} `));
+      expect(lines).toEqual([]);
+    });
   });
 
   describe("uwsgi listener: malformed input closes the connection with one log line", () => {
