@@ -51,23 +51,8 @@ interface Binding {
   fcgiEncodePairs(pairs: string[]): Buffer;
   fcgiFrameResponse(id: number, data: Uint8Array | string | null, end: boolean, appStatus: number, head?: string): Buffer;
   uwsgiEncodeRequest(vars: string[], modifier1: number, modifier2: number): Buffer;
-  UwsgiServer: new (
-    fd: number,
-    isPipe: boolean,
-    headerTimeoutMs: number,
-    maxConnections: number,
-    onEvents: ServerEventHandler,
-    maxParams: number,
-  ) => NativeUwsgiServer;
-  FastCgiServer: new (
-    fd: number,
-    isPipe: boolean,
-    headerTimeoutMs: number,
-    maxConnections: number,
-    onEvents: ServerEventHandler,
-    maxParams: number,
-    maxRequests: number,
-  ) => NativeFastCgiServer;
+  UwsgiServer: NativeListenerClass<NativeUwsgiServer, [maxParams: number]>;
+  FastCgiServer: NativeListenerClass<NativeFastCgiServer, [maxParams: number, maxRequests: number]>;
   serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number; UNKNOWN_ROLE: number; CHUNK: number };
   /** Master side: bound, listening sockets that nothing accepts on (native/binding/listen.cc). */
   bindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
@@ -79,6 +64,16 @@ interface Binding {
 
 /** Called once per read (or timeout, drain, close) of connection `connId` with its events; `peer` comes with ERROR and TIMEOUT. */
 export type ServerEventHandler = (connId: number, events: RawEvents, peer?: string) => void;
+
+/** A native listener's constructor: the listening fd and the common settings, then the protocol's limits. */
+type NativeListenerClass<T, Limits extends unknown[]> = new (
+  fd: number,
+  isPipe: boolean,
+  headerTimeoutMs: number,
+  maxConnections: number,
+  onEvents: ServerEventHandler,
+  ...limits: Limits
+) => T;
 
 /** What both native listeners (native/binding/stream_server.h) do with a connection. */
 interface NativeListenerBase {

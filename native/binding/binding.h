@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "../status.h"
@@ -43,6 +44,9 @@ napi_value make_array(Napi::Env env, const std::vector<napi_value>& values);
 
 // A JS string from bytes, one char per byte (latin1): lossless for any input.
 Napi::Value byte_string(Napi::Env env, const uint8_t* data, size_t size);
+
+// The bytes of a byte string (one byte per char), into `out` (replaced).
+void read_byte_string(napi_env env, napi_value value, std::string& out);
 
 // [name0, value0, name1, …] as one JS array of byte strings.
 napi_value pairs_array(Napi::Env env, const std::vector<Span>& pairs);

@@ -18,6 +18,14 @@ Napi::Value byte_string(Napi::Env env, const uint8_t* data, size_t size) {
   return Napi::Value(env, out);
 }
 
+void read_byte_string(napi_env env, napi_value value, std::string& out) {
+  size_t len = 0;
+  napi_get_value_string_latin1(env, value, nullptr, 0, &len);
+  out.resize(len + 1);
+  napi_get_value_string_latin1(env, value, out.data(), len + 1, &len);
+  out.resize(len);
+}
+
 napi_value pairs_array(Napi::Env env, const std::vector<Span>& pairs) {
   std::vector<napi_value> values(pairs.size());
   for (size_t i = 0; i < pairs.size(); i++) values[i] = byte_string(env, pairs[i].data, pairs[i].size);

@@ -35,14 +35,7 @@ void read_bytes(Napi::Value value, Bytes& out) {
 std::vector<std::string> read_byte_strings(Napi::Array list) {
   std::vector<std::string> out(list.Length());
   Napi::Env env = list.Env();
-  for (uint32_t i = 0; i < out.size(); i++) {
-    napi_value v = list.Get(i);
-    size_t len = 0;
-    napi_get_value_string_latin1(env, v, nullptr, 0, &len);
-    out[i].resize(len + 1);
-    napi_get_value_string_latin1(env, v, out[i].data(), len + 1, &len);
-    out[i].resize(len);
-  }
+  for (uint32_t i = 0; i < out.size(); i++) read_byte_string(env, list.Get(i), out[i]);
   return out;
 }
 
@@ -115,12 +108,7 @@ Napi::Value frame_response(const Napi::CallbackInfo& info) {
   const bool end = info[2].ToBoolean();
   thread_local std::string joined;
   if (info.Length() > 4 && info[4].IsString()) {
-    napi_env env = info.Env();
-    size_t len = 0;
-    napi_get_value_string_latin1(env, info[4], nullptr, 0, &len);
-    joined.resize(len + 1);
-    napi_get_value_string_latin1(env, info[4], joined.data(), len + 1, &len);
-    joined.resize(len);
+    read_byte_string(info.Env(), info[4], joined);
     joined.append(reinterpret_cast<const char*>(content.data), content.size);
     content.data = reinterpret_cast<const uint8_t*>(joined.data());
     content.size = joined.size();

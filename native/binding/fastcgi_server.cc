@@ -197,13 +197,7 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
 
     thread_local std::string head;
     head.clear();
-    if (info[2].IsString()) {
-      size_t len = 0;
-      napi_get_value_string_latin1(env, info[2], nullptr, 0, &len);
-      head.resize(len + 1);
-      napi_get_value_string_latin1(env, info[2], head.data(), len + 1, &len);
-      head.resize(len);
-    }
+    if (info[2].IsString()) read_byte_string(env, info[2], head);
     std::string utf8;
     const char* body = nullptr;
     size_t body_size = 0;

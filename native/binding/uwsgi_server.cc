@@ -70,13 +70,7 @@ class UwsgiServer : public StreamServer<UwsgiServer, UwsgiConn> {
     UwsgiConn* c = find(info[0]);
     if (!c || c->ended || c->cut) return Napi::Boolean::New(env, true);
     std::string head;
-    if (info[1].IsString()) {
-      size_t len = 0;
-      napi_get_value_string_latin1(env, info[1], nullptr, 0, &len);
-      head.resize(len + 1);
-      napi_get_value_string_latin1(env, info[1], head.data(), len + 1, &len);
-      head.resize(len);
-    }
+    if (info[1].IsString()) read_byte_string(env, info[1], head);
     std::string utf8;
     uv_buf_t bufs[2];
     unsigned n = 0;

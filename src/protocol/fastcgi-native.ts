@@ -7,9 +7,9 @@
 // kinds and `respond`'s arguments, with fastcgi_server.cc.
 
 import { TsgiInput } from "../gateway/input.ts";
-import { EVENT, binding, codecError, nativeServers, type RawEvents } from "../native.ts";
+import { EVENT, binding, nativeServers, type RawEvents } from "../native.ts";
 import { coded, parseContentLength } from "./connection.ts";
-import { OpenRequests, nativeSink, slice } from "./native-listener.ts";
+import { OpenRequests, connectionEvent, nativeSink, slice } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 import type { NativeListener } from "./uwsgi-native.ts";
 
@@ -54,23 +54,8 @@ export function serveFastCgiNatively(site: Site, fd: number, isPipe: boolean): N
         case SERVER_EVENT.UNKNOWN_ROLE:
           site.log.info(`${peerOf(conn)}: ${coded("TSGI_ERR_FCGI_UNKNOWN_ROLE", { role: ev[i + 2] as number })}`);
           break;
-        case EVENT.ERROR: {
-          const err = codecError(ev, i);
-          site.log.error(`${peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`);
-          requests.abortConnection(conn, "malformed packet");
-          break;
-        }
-        case SERVER_EVENT.TIMEOUT:
-          // A keep-conn connection idle since its last request is closed without a word.
-          if (ev[i + 1] === 1) break;
-          site.log.info(`${peer}: ${coded("TSGI_ERR_FCGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
-          break;
-        case SERVER_EVENT.CLOSE:
-          requests.abortConnection(conn, "connection closed");
-          break;
-        case SERVER_EVENT.DRAIN:
-          requests.drained(conn);
-          break;
+        default:
+          connectionEvent(site, requests, conn, ev, i, peer, "TSGI_ERR_FCGI_HEADER_TIMEOUT");
       }
     }
   };

@@ -3,11 +3,14 @@
 // (closed, malformed, cut), the DRAIN that lets a waiting response write again, and the sink
 // that turns the gateway's sends into one native `respond` call each.
 
-import { tsgiError } from "../errors.ts";
+import { tsgiError, type ErrorCode } from "../errors.ts";
 import { RequestAbort } from "../gateway/abort.ts";
 import type { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
+import { EVENT, binding, codecError, type RawEvents } from "../native.ts";
+import { coded } from "./connection.ts";
+import type { Site } from "./site.ts";
 
 export interface NativeRequest {
   readonly conn: number;
@@ -111,4 +114,31 @@ export function nativeSink(
 /** `length` bytes of `chunk` from `offset`: the chunk itself when that is all of it, else a view. */
 export function slice(chunk: Buffer, offset: number, length: number): Buffer {
   return offset === 0 && length === chunk.length ? chunk : chunk.subarray(offset, offset + length);
+}
+
+/**
+ * The events both listeners report alike, at `ev[i]`: a malformed stream (logged with the
+ * peer; the connection is gone), a header timeout (logged unless it closed a persistent
+ * connection idle between requests), the peer gone, and DRAIN. False for any other kind.
+ */
+export function connectionEvent(site: Site, requests: OpenRequests, conn: number, ev: RawEvents, i: number, peer: string | undefined, timeoutCode: ErrorCode): boolean {
+  switch (ev[i]) {
+    case EVENT.ERROR: {
+      const err = codecError(ev, i);
+      site.log.error(`${peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`);
+      requests.abortConnection(conn, "malformed packet");
+      return true;
+    }
+    case binding.serverEvents.TIMEOUT:
+      if (ev[i + 1] !== 1) site.log.info(`${peer}: ${coded(timeoutCode, { timeout: site.headerTimeout / 1000 })}; closing the connection`);
+      return true;
+    case binding.serverEvents.CLOSE:
+      requests.abortConnection(conn, "connection closed");
+      return true;
+    case binding.serverEvents.DRAIN:
+      requests.drained(conn);
+      return true;
+    default:
+      return false;
+  }
 }

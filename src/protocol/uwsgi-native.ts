@@ -5,9 +5,9 @@
 // Cross-language contract: the event kinds and `respond`'s arguments, with uwsgi_server.cc.
 
 import { TsgiInput } from "../gateway/input.ts";
-import { EVENT, binding, codecError, nativeServers, type RawEvents } from "../native.ts";
+import { EVENT, binding, nativeServers, type RawEvents } from "../native.ts";
 import { coded } from "./connection.ts";
-import { OpenRequests, nativeSink, slice } from "./native-listener.ts";
+import { OpenRequests, connectionEvent, nativeSink, slice } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 export interface NativeListener {
@@ -42,21 +42,8 @@ export function serveUwsgiNatively(site: Site, fd: number, isPipe: boolean): Nat
         case EVENT.BODY_END:
           requests.get(conn, 0)?.input.finish();
           break;
-        case EVENT.ERROR: {
-          const err = codecError(ev, i);
-          site.log.error(`${peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`);
-          requests.abortConnection(conn, "malformed packet");
-          break;
-        }
-        case SERVER_EVENT.TIMEOUT:
-          site.log.info(`${peer}: ${coded("TSGI_ERR_UWSGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
-          break;
-        case SERVER_EVENT.CLOSE:
-          requests.abortConnection(conn, "connection closed");
-          break;
-        case SERVER_EVENT.DRAIN:
-          requests.drained(conn);
-          break;
+        default:
+          connectionEvent(site, requests, conn, ev, i, peer, "TSGI_ERR_UWSGI_HEADER_TIMEOUT");
       }
     }
   };
