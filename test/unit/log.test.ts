@@ -1,0 +1,71 @@
+// The access log (src/log.ts): common log format plus the duration, gathered in a buffer and
+// written at most every 50 ms, the request's bytes written as they came.
+import { describe, expect, test } from "vitest";
+import { createLogger, type AccessEntry } from "../../src/log.ts";
+
+function capture() {
+  const writes: Buffer[] = [];
+  const errors: string[] = [];
+  const log = createLogger("blog", {
+    error: { write: (line: string) => errors.push(line) },
+    access: { write: (bytes: Uint8Array) => writes.push(Buffer.from(bytes)) },
+  });
+  return { log, writes, errors, text: () => Buffer.concat(writes).toString("latin1") };
+}
+
+const entry = (over: Partial<AccessEntry> = {}): AccessEntry => ({
+  remoteAddr: "127.0.0.1",
+  method: "GET",
+  uri: "/hello?x=1",
+  protocol: "HTTP/1.1",
+  status: 200,
+  bytes: 14,
+  durationMs: 1.25,
+  ...over,
+});
+
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("access log", () => {
+  test("a line is common log format plus the duration, and the first one goes out at once", async () => {
+    const c = capture();
+    c.log.access(entry({ user: "alice" }));
+    await tick(5);
+    expect(c.text()).toMatch(/^127\.0\.0\.1 - alice \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET \/hello\?x=1 HTTP\/1\.1" 200 14 1\.250ms\n$/);
+  });
+
+  test("lines under load are gathered into one write, in order, within about 50 ms", async () => {
+    const c = capture();
+    c.log.access(entry({ uri: "/first" }));
+    await tick(5);
+    const before = c.writes.length;
+    for (let i = 0; i < 500; i++) c.log.access(entry({ uri: `/n${i}` }));
+    expect(c.writes.length).toBe(before);
+    await tick(120);
+    expect(c.writes.length).toBeLessThanOrEqual(before + 2);
+    const lines = c.text().trimEnd().split("\n");
+    expect(lines).toHaveLength(501);
+    expect(lines[1]).toContain('"GET /n0 HTTP/1.1"');
+    expect(lines[500]).toContain('"GET /n499 HTTP/1.1"');
+  });
+
+  test("the request's bytes are written as they came (byte strings, not re-encoded)", async () => {
+    const c = capture();
+    const utf8Path = Buffer.from("/café", "utf8").toString("latin1"); // as the decoders deliver it
+    c.log.access(entry({ uri: utf8Path, bytes: 0 }));
+    await tick(5);
+    const bytes = Buffer.concat(c.writes);
+    expect(bytes.includes(Buffer.from('"GET /café HTTP/1.1" 200 -', "utf8"))).toBe(true);
+  });
+
+  test("a line longer than the buffer is written whole, after the lines before it", async () => {
+    const c = capture();
+    c.log.access(entry({ uri: "/short" }));
+    c.log.access(entry({ uri: `/${"a".repeat(100_000)}` }));
+    await tick(120);
+    const lines = c.text().trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toContain("/short");
+    expect(lines[1]).toContain(`/${"a".repeat(100_000)} HTTP/1.1`);
+  });
+});
