@@ -22,28 +22,37 @@ export interface NativeRequest {
   drain: { resolve: () => void; reject: (err: Error) => void } | null;
 }
 
-/** Open requests by connection and request id (uwsgi: one request, id 0, per connection). */
+/**
+ * Open requests by connection and request id (uwsgi: one request, id 0, per connection). A
+ * connection's requests are a short array: one almost always (a Map per connection was a
+ * measurable part of a uwsgi request's allocations), a few when FastCGI multiplexes.
+ */
 export class OpenRequests {
-  readonly #byConn = new Map<number, Map<number, NativeRequest>>();
+  readonly #byConn = new Map<number, NativeRequest[]>();
 
   open(conn: number, id: number, input: TsgiInput): NativeRequest {
     const req: NativeRequest = { conn, id, input, controller: new RequestAbort(), ended: false, drain: null };
-    let onConn = this.#byConn.get(conn);
-    if (!onConn) this.#byConn.set(conn, (onConn = new Map()));
-    onConn.set(id, req);
+    const onConn = this.#byConn.get(conn);
+    if (onConn) onConn.push(req);
+    else this.#byConn.set(conn, [req]);
     return req;
   }
 
   get(conn: number, id: number): NativeRequest | undefined {
-    return this.#byConn.get(conn)?.get(id);
+    const onConn = this.#byConn.get(conn);
+    if (!onConn) return undefined;
+    for (const req of onConn) if (req.id === id) return req;
+    return undefined;
   }
 
   /** The request is over for the protocol: its response ended or it was aborted. */
   close(req: NativeRequest): void {
     req.ended = true;
     const onConn = this.#byConn.get(req.conn);
-    if (!onConn?.delete(req.id)) return;
-    if (onConn.size === 0) this.#byConn.delete(req.conn);
+    const at = onConn ? onConn.indexOf(req) : -1;
+    if (at < 0) return;
+    if (onConn!.length === 1) this.#byConn.delete(req.conn);
+    else onConn!.splice(at, 1);
   }
 
   /** The request is gone (FCGI_ABORT_REQUEST): the application and its input are told. */
@@ -60,14 +69,14 @@ export class OpenRequests {
   abortConnection(conn: number, reason: string): void {
     const onConn = this.#byConn.get(conn);
     if (!onConn) return;
-    for (const req of [...onConn.values()]) this.abort(req, reason);
+    for (const req of [...onConn]) this.abort(req, reason);
   }
 
   /** DRAIN: the responses waiting on the connection may write again. */
   drained(conn: number): void {
     const onConn = this.#byConn.get(conn);
     if (!onConn) return;
-    for (const req of onConn.values()) {
+    for (const req of onConn) {
       const drain = req.drain;
       req.drain = null;
       drain?.resolve();
