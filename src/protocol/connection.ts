@@ -4,10 +4,34 @@
 
 import type net from "node:net";
 import { tsgiError, type ErrorCode } from "../errors.ts";
+import type { RequestAbort } from "../gateway/abort.ts";
+import type { TsgiInput } from "../gateway/input.ts";
+import type { CodecError } from "../native.ts";
 
 /** "CODE: message", as every line about a refused or closed connection reads. */
 export function coded(code: ErrorCode, details: Record<string, unknown>): string {
   return `${code}: ${tsgiError(code, details).message}`;
+}
+
+/** The log line of a malformed stream: the connection is closed. */
+export function codecErrorLine(peer: string | undefined, err: CodecError): string {
+  return `${peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`;
+}
+
+/** The log line of a connection closed by header-timeout (`ms`). */
+export function headerTimeoutLine(peer: string | undefined, code: ErrorCode, ms: number): string {
+  return `${peer}: ${coded(code, { timeout: ms / 1000 })}; closing the connection`;
+}
+
+/**
+ * The client or the front server is gone (connection closed, FCGI_ABORT_REQUEST): the
+ * application's signal fires and its pending read fails, with the same error.
+ */
+export function clientGone(controller: RequestAbort, input: TsgiInput | null, reason: string): Error {
+  const err = tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason });
+  controller.abort(err);
+  input?.fail(err);
+  return err;
 }
 
 /** "127.0.0.1:51234", or "unix:/run/tsgi/blog.sock" for a unix-socket peer. */

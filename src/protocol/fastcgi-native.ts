@@ -85,10 +85,7 @@ export function serveFastCgiNatively(site: Site, fd: number, isPipe: boolean): N
       },
       protocol: "fastcgi" as const,
     };
-    void site.serve(params, input, sink, req.controller, meta).catch((err: unknown) => {
-      site.log.error(`${meta.peer}: request ${id} failed in the server`, err);
-      sink.abort();
-    });
+    site.serve(params, input, sink, req.controller, meta);
   }
 
   return {

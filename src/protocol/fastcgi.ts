@@ -5,12 +5,12 @@
 // nginx aborts the upstream on anything else (FRONT-SERVERS.md, FastCGI edge case 7).
 
 import net from "node:net";
-import { tsgiError, FCGI_OVERLOADED, FCGI_REQUEST_COMPLETE, FCGI_UNKNOWN_ROLE } from "../errors.ts";
+import { FCGI_OVERLOADED, FCGI_REQUEST_COMPLETE, FCGI_UNKNOWN_ROLE } from "../errors.ts";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import { EVENT, codecError, createFastCgiDecoder, fcgi, type FastCgiDecoder, type RawEvents } from "../native.ts";
-import { coded, cutConnection, describePeer, drained, Deadline, lingerThenClose, parseContentLength } from "./connection.ts";
+import { clientGone, codecErrorLine, coded, cutConnection, describePeer, drained, Deadline, headerTimeoutLine, lingerThenClose, parseContentLength } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 const FCGI_RESPONDER = 1;
@@ -50,7 +50,7 @@ class FastCgiConnection {
         socket.destroy();
         return;
       }
-      site.log.info(`${this.#peer}: ${coded("TSGI_ERR_FCGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
+      site.log.info(headerTimeoutLine(this.#peer, "TSGI_ERR_FCGI_HEADER_TIMEOUT", site.headerTimeout));
       socket.destroy();
     });
     this.#timer.arm();
@@ -103,8 +103,7 @@ class FastCgiConnection {
           this.#write(fcgi.unknownType(ev[i + 2] as number));
           break;
         case EVENT.ERROR: {
-          const err = codecError(ev, i);
-          this.#site.log.error(`${this.#peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`);
+          this.#site.log.error(codecErrorLine(this.#peer, codecError(ev, i)));
           this.#socket.destroy();
           return;
         }
@@ -146,13 +145,7 @@ class FastCgiConnection {
             { pause: (paused) => (paused ? this.#socket.pause() : this.#socket.resume()) },
             this.#site.maxBody,
           );
-    const sink = this.#sink(req);
-    void this.#site
-      .serve(params, req.input, sink, req.controller, { peer: this.#peer, protocol: "fastcgi" })
-      .catch((err: unknown) => {
-        this.#site.log.error(`${this.#peer}: request ${id} failed in the server`, err);
-        sink.abort();
-      });
+    this.#site.serve(params, req.input, this.#sink(req), req.controller, { peer: this.#peer, protocol: "fastcgi" });
   }
 
   #sink(req: Request): ResponseSink {
@@ -185,8 +178,7 @@ class FastCgiConnection {
   #abortRequest(id: number): void {
     const req = this.#requests.get(id);
     if (!req || req.ended) return;
-    req.controller.abort(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "FCGI_ABORT_REQUEST" }));
-    req.input?.fail(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "FCGI_ABORT_REQUEST" }));
+    clientGone(req.controller, req.input, "FCGI_ABORT_REQUEST");
     this.#write(fcgi.endRequest(id, 0, FCGI_REQUEST_COMPLETE));
     this.#finish(req);
   }
@@ -237,9 +229,7 @@ class FastCgiConnection {
     for (const req of this.#requests.values()) {
       if (req.ended) continue;
       req.ended = true;
-      const gone = tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" });
-      req.controller.abort(gone);
-      req.input?.fail(gone);
+      clientGone(req.controller, req.input, "connection closed");
     }
     this.#requests.clear();
   }

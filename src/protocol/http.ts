@@ -3,11 +3,10 @@
 // so the environ and the application behave exactly as behind nginx.
 
 import http from "node:http";
-import { tsgiError } from "../errors.ts";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
-import { describePeer, drained } from "./connection.ts";
+import { clientGone, describePeer, drained } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 /** The CGI params of an HTTP request, as nginx's fastcgi_params would send them. */
@@ -63,9 +62,7 @@ export function createHttpServer(site: Site): http.Server {
     res.on("close", () => {
       if (ended) return;
       ended = true;
-      const gone = tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" });
-      controller.abort(gone);
-      input.fail(gone);
+      clientGone(controller, input, "connection closed");
     });
     const sink: ResponseSink = {
       send(head, chunk, last) {
@@ -91,10 +88,7 @@ export function createHttpServer(site: Site): http.Server {
         res.destroy();
       },
     };
-    void site.serve(httpParams(req), input, sink, controller, { peer, protocol: "http" }).catch((err: unknown) => {
-      site.log.error(`${peer}: request failed in the server`, err);
-      sink.abort();
-    });
+    site.serve(httpParams(req), input, sink, controller, { peer, protocol: "http" });
   });
   if (site.maxConnections > 0) server.maxConnections = site.maxConnections;
   return server;

@@ -3,13 +3,13 @@
 // (closed, malformed, cut), the DRAIN that lets a waiting response write again, and the sink
 // that turns the gateway's sends into one native `respond` call each.
 
-import { tsgiError, type ErrorCode } from "../errors.ts";
+import type { ErrorCode } from "../errors.ts";
 import { RequestAbort } from "../gateway/abort.ts";
 import type { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, codecError, type RawEvents } from "../native.ts";
-import { coded } from "./connection.ts";
+import { clientGone, codecErrorLine, headerTimeoutLine } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 export interface NativeRequest {
@@ -59,9 +59,7 @@ export class OpenRequests {
   abort(req: NativeRequest, reason: string): void {
     if (req.ended) return;
     this.close(req);
-    const err = tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason });
-    req.controller.abort(err);
-    req.input.fail(err);
+    const err = clientGone(req.controller, req.input, reason);
     req.drain?.reject(err);
   }
 
@@ -132,14 +130,12 @@ export function slice(chunk: Buffer, offset: number, length: number): Buffer {
  */
 export function connectionEvent(site: Site, requests: OpenRequests, conn: number, ev: RawEvents, i: number, peer: string | undefined, timeoutCode: ErrorCode): boolean {
   switch (ev[i]) {
-    case EVENT.ERROR: {
-      const err = codecError(ev, i);
-      site.log.error(`${peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`);
+    case EVENT.ERROR:
+      site.log.error(codecErrorLine(peer, codecError(ev, i)));
       requests.abortConnection(conn, "malformed packet");
       return true;
-    }
     case binding.serverEvents.TIMEOUT:
-      if (ev[i + 1] !== 1) site.log.info(`${peer}: ${coded(timeoutCode, { timeout: site.headerTimeout / 1000 })}; closing the connection`);
+      if (ev[i + 1] !== 1) site.log.info(headerTimeoutLine(peer, timeoutCode, site.headerTimeout));
       return true;
     case binding.serverEvents.CLOSE:
       requests.abortConnection(conn, "connection closed");

@@ -95,9 +95,18 @@ export class Site {
 
   /**
    * Serves one request whose params are complete. `controller` aborts it (client gone,
-   * FCGI_ABORT_REQUEST); the body keeps flowing into `input` from the protocol.
+   * FCGI_ABORT_REQUEST); the body keeps flowing into `input` from the protocol. A failure of
+   * the server itself (not the application's, which runRequest answers) is logged and cuts
+   * the response.
    */
-  async serve(params: string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): Promise<RequestOutcome> {
+  serve(params: string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): void {
+    this.#serve(params, input, sink, controller, meta).catch((err: unknown) => {
+      this.log.error(`${meta.peer}: request failed in the server`, err);
+      sink.abort();
+    });
+  }
+
+  async #serve(params: string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): Promise<RequestOutcome> {
     const started = performance.now();
     this.inFlight++;
     try {

@@ -66,10 +66,7 @@ export function serveUwsgiNatively(site: Site, fd: number, isPipe: boolean): Nat
       },
       protocol: "uwsgi" as const,
     };
-    void site.serve(vars, input, sink, req.controller, meta).catch((err: unknown) => {
-      site.log.error(`${meta.peer}: request failed in the server`, err);
-      sink.abort();
-    });
+    site.serve(vars, input, sink, req.controller, meta);
   }
 
   return {

@@ -4,12 +4,11 @@
 // connection, never chunked.
 
 import net from "node:net";
-import { tsgiError } from "../errors.ts";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import { EVENT, codecError, createUwsgiDecoder, type RawEvents, type UwsgiDecoder } from "../native.ts";
-import { coded, cutConnection, describePeer, drained, Deadline, lingerThenClose } from "./connection.ts";
+import { clientGone, codecErrorLine, cutConnection, describePeer, drained, Deadline, headerTimeoutLine, lingerThenClose } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 class UwsgiConnection {
@@ -29,7 +28,7 @@ class UwsgiConnection {
     this.#peer = describePeer(socket);
     this.#decoder = createUwsgiDecoder({ maxParams: site.maxParams });
     this.#timer = new Deadline(site.headerTimeout, () => {
-      site.log.info(`${this.#peer}: ${coded("TSGI_ERR_UWSGI_HEADER_TIMEOUT", { timeout: site.headerTimeout / 1000 })}; closing the connection`);
+      site.log.info(headerTimeoutLine(this.#peer, "TSGI_ERR_UWSGI_HEADER_TIMEOUT", site.headerTimeout));
       socket.destroy();
     });
     this.#timer.arm();
@@ -65,8 +64,7 @@ class UwsgiConnection {
           break;
         case EVENT.ERROR: {
           if (this.#ended) return; // the response is out; what follows it is drained
-          const err = codecError(ev, i);
-          this.#site.log.error(`${this.#peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`);
+          this.#site.log.error(codecErrorLine(this.#peer, codecError(ev, i)));
           this.#socket.destroy();
           return;
         }
@@ -81,13 +79,7 @@ class UwsgiConnection {
         ? TsgiInput.EMPTY
         : new TsgiInput(contentLength, { pause: (paused) => (paused ? this.#socket.pause() : this.#socket.resume()) }, this.#site.maxBody);
     this.#input = input;
-    const sink = this.#sink();
-    void this.#site
-      .serve(vars, input, sink, this.#controller, { peer: this.#peer, protocol: "uwsgi" })
-      .catch((err: unknown) => {
-        this.#site.log.error(`${this.#peer}: request failed in the server`, err);
-        sink.abort();
-      });
+    this.#site.serve(vars, input, this.#sink(), this.#controller, { peer: this.#peer, protocol: "uwsgi" });
   }
 
   #sink(): ResponseSink {
@@ -122,9 +114,7 @@ class UwsgiConnection {
     this.#timer.disarm();
     if (this.#ended || !this.#input) return;
     this.#ended = true;
-    const gone = tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "connection closed" });
-    this.#controller.abort(gone);
-    this.#input.fail(gone);
+    clientGone(this.#controller, this.#input, "connection closed");
   }
 }
 
