@@ -22,7 +22,7 @@ function bundleIsFresh() {
   return true;
 }
 
-if (bundleIsFresh() && process.env.TSGI_FROM_SOURCE !== "1") {
+if (process.env.TSGI_FROM_SOURCE !== "1" && bundleIsFresh()) {
   const { start } = await import("../dist/tsgi.mjs");
   await start();
 } else {

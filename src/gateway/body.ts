@@ -2,6 +2,7 @@
 // in blocks, marked so that a protocol server may later send it without copying it through
 // JavaScript (or hand it to the front server with X-Sendfile / X-Accel-Redirect).
 
+import { createReadStream } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import type { Body } from "./environ.ts";
 
@@ -22,7 +23,6 @@ export function fileWrapper(pathOrFd: string | number, blockSize: number = DEFAU
     async *[Symbol.asyncIterator]() {
       if (closed) return;
       if (typeof pathOrFd === "number") {
-        const { createReadStream } = await import("node:fs");
         const stream = createReadStream("", { fd: pathOrFd, highWaterMark: blockSize, autoClose: false });
         for await (const chunk of stream) yield chunk as Uint8Array;
         return;

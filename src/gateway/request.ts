@@ -7,7 +7,7 @@
 import { tsgiError, type TsgiError } from "../errors.ts";
 import type { Body, Chunk, Environ } from "./environ.ts";
 import type { RequestAbort } from "./abort.ts";
-import { ResponseHead, type StartResponse } from "./start-response.ts";
+import { ResponseHead, toBytes, type StartResponse } from "./start-response.ts";
 
 export type Application = (environ: Environ, startResponse: StartResponse) => Body | Promise<Body>;
 
@@ -43,13 +43,6 @@ export interface RequestOutcome {
 }
 
 const ABORTED = Symbol("aborted");
-
-/** Chunk bytes: strings are sent as UTF-8 (DESIGN §1). */
-function toBytes(chunk: Chunk): Uint8Array {
-  if (typeof chunk === "string") return Buffer.from(chunk, "utf8");
-  if (chunk instanceof Uint8Array) return chunk;
-  throw tsgiError("TSGI_ERR_RESPONSE_CHUNK", { type: chunk === null ? "null" : typeof chunk });
-}
 
 function noBodyAllowed(method: string, code: number): boolean {
   return method === "HEAD" || code < 200 || code === 204 || code === 304;
@@ -130,12 +123,12 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
     } catch (err) {
       return await failed(err);
     }
-    let result: Body | typeof ABORTED | RequestOutcome;
+    let result: Body | typeof ABORTED;
     if (called instanceof Promise) {
       try {
         result = await race(called);
       } catch (err) {
-        result = await failed(err);
+        return await failed(err);
       }
     } else {
       result = called;
@@ -151,7 +144,6 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
       );
       return aborted();
     }
-    if (isOutcome(result)) return result;
     body = result;
     checkBody(body);
 
@@ -213,10 +205,6 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
   } finally {
     const closing = close();
     if (closing) await closing;
-  }
-
-  function isOutcome(v: unknown): v is RequestOutcome {
-    return typeof v === "object" && v !== null && "end" in v && "bytes" in v && !(Symbol.iterator in v);
   }
 
   function aborted(): Promise<RequestOutcome> | RequestOutcome {

@@ -54,6 +54,13 @@ export function checkResponseHead(status: unknown, headers: unknown): asserts he
 }
 
 /** The state of one response's head, shared by start_response and the server that sends it. */
+/** Chunk bytes: strings are sent as UTF-8 (DESIGN §1). */
+export function toBytes(chunk: Chunk): Uint8Array {
+  if (typeof chunk === "string") return Buffer.from(chunk, "utf8");
+  if (chunk instanceof Uint8Array) return chunk;
+  throw tsgiError("TSGI_ERR_RESPONSE_CHUNK", { type: chunk === null ? "null" : typeof chunk });
+}
+
 export class ResponseHead {
   status: string | null = null;
   headers: Headers = [];
@@ -78,11 +85,7 @@ export class ResponseHead {
     return this.#legacyWrite;
   };
 
-  readonly #legacyWrite: Write = (chunk) => {
-    const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
-    if (!(bytes instanceof Uint8Array)) throw tsgiError("TSGI_ERR_RESPONSE_CHUNK", { type: typeof chunk });
-    this.#write(bytes);
-  };
+  readonly #legacyWrite: Write = (chunk) => this.#write(toBytes(chunk));
 
   /** The status code as a number (the head must have been started). */
   get code(): number {
@@ -109,12 +112,5 @@ export class ResponseHead {
     let text = `${firstLine}\r\n`;
     for (const [name, value] of this.headers) text += `${name}: ${value}\r\n`;
     return `${text}\r\n`;
-  }
-
-  /** The value of the first header called `name` (case-insensitive). */
-  header(name: string): string | undefined {
-    const lower = name.toLowerCase();
-    for (const [n, v] of this.headers) if (n.toLowerCase() === lower) return v;
-    return undefined;
   }
 }

@@ -64,7 +64,6 @@ export function validate(app: Application, report: Report = throwIt): Applicatio
     checkEnviron(environ, server);
 
     let started = false;
-    let headersSent = false;
     const checkedStart: StartResponse = (status, headers, excInfo) => {
       try {
         checkResponseHead(status, headers);
@@ -77,7 +76,6 @@ export function validate(app: Application, report: Report = throwIt): Applicatio
       const write = startResponse(status, headers, excInfo);
       return (chunk: Chunk) => {
         if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) application(`write() given ${typeof chunk}, not bytes or a string`);
-        headersSent = true;
         write(chunk);
       };
     };
@@ -96,7 +94,6 @@ export function validate(app: Application, report: Report = throwIt): Applicatio
       if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) application(`a body chunk is ${typeof chunk}, not bytes or a string`);
       else if (chunk.length > 0) {
         if (!started) application("a non-empty body chunk came before start_response");
-        headersSent = true;
       }
     };
     let closes = 0;
@@ -105,7 +102,6 @@ export function validate(app: Application, report: Report = throwIt): Applicatio
       if (closes > 1) server("close() of the body was called more than once");
       await body.close?.();
     };
-    void headersSent;
     if (Symbol.asyncIterator in body) {
       const source = body as AsyncIterable<Chunk>;
       return {

@@ -46,7 +46,6 @@ export const SETTINGS: Setting[] = [
   { key: "debug", type: "bool", default: false, summary: "show exceptions to the client in 500 responses" },
 ];
 
-export const SETTING_BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
 
 /** "60s", "500ms", "2m", "1h", or a plain number of seconds; to milliseconds. */
 export function parseDuration(value: unknown): number | null {
@@ -93,7 +92,7 @@ export function coerce(setting: Setting, raw: unknown, fromFlag = false): { valu
       return bad("true or false");
     }
     case "duration": {
-      const ms = parseDuration(fromFlag && typeof raw === "string" && /^\d+$/.test(raw) ? `${raw}s` : raw);
+      const ms = parseDuration(raw);
       return ms === null ? bad('a duration such as "30s", "500ms" or "2m"') : bounded(ms, "a duration");
     }
     case "size": {
