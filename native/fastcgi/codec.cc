@@ -56,14 +56,12 @@ Decoder::Request* Decoder::find(uint16_t id) {
 void Decoder::release(uint16_t id) {
   auto it = std::find_if(requests_.begin(), requests_.end(),
                          [id](const Request& r) { return r.id == id; });
-  if (it == requests_.end()) return;  // an inactive id: nothing to release
+  // An inactive id: nothing to release (nor a half-read BEGIN_REQUEST of it to skip: its id
+  // becomes active only once that record is complete).
+  if (it == requests_.end()) return;
   // A record of this id may be half read: the rest of its content is skipped like any
-  // record of an inactive id. A half-read BEGIN_REQUEST is not this request's.
-  if (id == id_ && state_ == State::kContent &&
-      (content_kind_ == Content::kParams || content_kind_ == Content::kStdin ||
-       content_kind_ == Content::kData)) {
-    content_kind_ = Content::kSkip;
-  }
+  // record of an inactive id.
+  if (id == id_ && state_ == State::kContent) content_kind_ = Content::kSkip;
   requests_.erase(it);
 }
 

@@ -11,10 +11,6 @@
 //   2-5      which STDIN_ENDs release their id (bit k % 32 for the k-th STDIN_END)
 //   6-7      seed of the split points and of the round trip
 //   8-       the stream, as a web server would send it
-#include <sanitizer/asan_interface.h>
-
-#include <cstring>
-#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -412,10 +408,8 @@ TSGI_FUZZ_UNCOVERED void round_trip(Rng& rng) {
   setup.release = keep_conn;
   setup.release_mask = 0xffffffff;
   const auto* data = reinterpret_cast<const uint8_t*>(stream.data());
-  // Small cuts only on small streams: byte by byte through 100 KiB costs a second an input.
   const size_t size = stream.size();
-  const uint8_t mode = static_cast<uint8_t>(size <= 1024 ? rng.below(4) : size <= 16384 ? 1 + rng.below(3) : 2 + rng.below(2));
-  const Outcome out = decode(setup, data, size, tsgi::fuzz::choose_splits(size, mode, rng), false);
+  const Outcome out = decode(setup, data, size, tsgi::fuzz::round_trip_splits(size, rng), false);
   TSGI_FUZZ_CHECK(out.status == Status::kOk && out.end_status == Status::kOk, "round trip failed to decode");
   TSGI_FUZZ_CHECK(out.log.size() == expected.size(), "round trip: wrong number of events");
   for (size_t i = 0; i < expected.size(); i++) {

@@ -9,13 +9,10 @@
 //   byte 1   the number the small limit is made from
 //   2-3      seed of the split points and of the round trip
 //   4-       the stream, as a web server would send it
-#include <sanitizer/asan_interface.h>
-
-#include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "../fastcgi/codec.h"  // kMaxParamsCeiling: one bound for both codecs, as the binding has
 #include "../uwsgi/codec.h"
 #include "fuzz_input.h"
 
@@ -25,8 +22,6 @@ using namespace tsgi;
 using namespace tsgi::uwsgi;
 using tsgi::fuzz::Input;
 using tsgi::fuzz::Rng;
-
-constexpr size_t kMaxParamsCeiling = 1024 * 1024;  // src/native.ts's bound on maxParams
 
 struct Log {
   bool have_request = false;
@@ -180,8 +175,7 @@ TSGI_FUZZ_UNCOVERED void round_trip(Rng& rng) {
 
   const auto* data = reinterpret_cast<const uint8_t*>(stream.data());
   const size_t size = stream.size();
-  const uint8_t mode = static_cast<uint8_t>(size <= 1024 ? rng.below(4) : size <= 16384 ? 1 + rng.below(3) : 2 + rng.below(2));
-  const Outcome out = decode(Limits{}, data, size, tsgi::fuzz::choose_splits(size, mode, rng), false);
+  const Outcome out = decode(Limits{}, data, size, tsgi::fuzz::round_trip_splits(size, rng), false);
   TSGI_FUZZ_CHECK(out.status == Status::kOk && out.end_status == Status::kOk, "round trip failed to decode");
   TSGI_FUZZ_CHECK(out.log.modifier1 == 0 && out.log.modifier2 == modifier2, "round trip: modifiers");
   TSGI_FUZZ_CHECK(out.log.vars == strings, "round trip: vars differ");
@@ -200,7 +194,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 0: limits.max_params = kDefaultMaxParams; break;
     case 1: limits.max_params = 1 + small; break;
     case 2: limits.max_params = 1 + 256 * size_t{small}; break;
-    default: limits.max_params = kMaxParamsCeiling; break;
+    default: limits.max_params = tsgi::fastcgi::kMaxParamsCeiling; break;
   }
   const uint16_t seed = in.u16();
   const uint8_t* stream = in.rest();
