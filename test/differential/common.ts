@@ -17,6 +17,9 @@ export function differentialRuns(name: string, runs: Record<string, number>): (n
 export const byteString = (maxLength: number) => fc.string({ unit: fc.nat(255).map((c) => String.fromCharCode(c)), maxLength });
 export const bytes = (maxLength: number) => fc.uint8Array({ maxLength });
 
+/** One to four mutations for `mutate`. */
+export const mutationsArb = fc.array(fc.record({ kind: fc.nat(3), pos: fc.nat(), value: fc.nat(255) }), { minLength: 1, maxLength: 4 });
+
 /** Flips, inserts and deletes a few bytes, the way a fuzzer mutates a seed input. */
 export function mutate(stream: Buffer, ops: { kind: number; pos: number; value: number }[]): Buffer {
   let out = Buffer.from(stream);

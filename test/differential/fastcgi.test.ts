@@ -8,7 +8,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
-import { byteString, bytes, differentialRuns, mutate, seed } from "./common.ts";
+import { byteString, bytes, differentialRuns, mutate, mutationsArb, seed } from "./common.ts";
 import { canonical, nativeDecoder, splits, type Event, type EventDecoder, type Limits } from "../codec/events.ts";
 import { fcgi } from "../../src/native.ts";
 import { FastCgiOracle, fcgiOracle } from "../oracle/fastcgi.ts";
@@ -363,7 +363,7 @@ describe(`FastCGI native decoder = oracle (seed ${seed})`, () => {
   });
 
   it("mutated connections: byte flips, inserts and deletions", () => {
-    const ops = fc.array(fc.record({ kind: fc.nat(3), pos: fc.nat(), value: fc.nat(255) }), { minLength: 1, maxLength: 4 });
+    const ops = mutationsArb;
     fc.assert(
       fc.property(connectionArb, fc.nat(), ops, limitsArb, policyArb, fc.nat(), (conn, order, mutations, limits, policy, splitSeed) => {
         agree(mutate(Buffer.concat(interleave(conn.lanes, order)), mutations), limits, policy, splitSeed);

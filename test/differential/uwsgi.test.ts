@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
-import { byteString, bytes, differentialRuns, mutate, seed } from "./common.ts";
+import { byteString, bytes, differentialRuns, mutate, mutationsArb, seed } from "./common.ts";
 import { canonical, decodeAll, nativeDecoder, splits, type Limits } from "../codec/events.ts";
 import { uwsgi } from "../../src/native.ts";
 import { UwsgiOracle, uwsgiOracle } from "../oracle/uwsgi.ts";
@@ -140,7 +140,7 @@ describe(`uwsgi native decoder = oracle (seed ${seed})`, () => {
   });
 
   it("mutated requests: byte flips, inserts and deletions", () => {
-    const ops = fc.array(fc.record({ kind: fc.nat(3), pos: fc.nat(), value: fc.nat(255) }), { minLength: 1, maxLength: 4 });
+    const ops = mutationsArb;
     fc.assert(
       fc.property(requestArb, ops, limitsArb, fc.nat(), (r, mutations, limits, splitSeed) => agree(mutate(encode(r), mutations), limits, splitSeed)),
       params(RUNS.mutated),

@@ -197,10 +197,13 @@ export function defineBadInputSuite(env?: Record<string, string>): void {
     expect(text).toContain('"QUERY_STRING":"after=bad"');
   }
 
+  /** The error-log lines that name `peer`. */
+  const linesAbout = (peer: string) => tsgi.stderr().split("\n").filter((l) => l.includes(`${peer}:`) || l.includes(`${peer} `));
+
   /** The one log line about `peer`; it must name the code. */
   async function logLine(peer: string, code: RegExp): Promise<string> {
     await tsgi.waitForStderr(new RegExp(`${peer.replace(/\./g, "\\.")}\\b.*`), 5000);
-    const lines = tsgi.stderr().split("\n").filter((l) => l.includes(`${peer}:`) || l.includes(`${peer} `));
+    const lines = linesAbout(peer);
     expect(lines, `log lines naming ${peer}`).toHaveLength(1);
     expect(lines[0]).toMatch(code);
     return lines[0]!;
@@ -271,7 +274,7 @@ export function defineBadInputSuite(env?: Record<string, string>): void {
       expect(Date.now() - answered).toBeGreaterThanOrEqual(900);
       // The request's own access line goes to stdout; nothing about this peer on stderr.
       await new Promise((r) => setTimeout(r, 200));
-      const lines = tsgi.stderr().split("\n").filter((l) => l.includes(`${conn.peer}:`) || l.includes(`${conn.peer} `));
+      const lines = linesAbout(conn.peer);
       expect(lines).toEqual([]);
     });
   });

@@ -101,18 +101,8 @@ export function rawExchange(host: string, port: number, text: string, timeoutMs 
   });
 }
 
-/** Deterministic bytes (xorshift32) for uploads. */
-export function pseudoRandom(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out;
-}
+/** Deterministic bytes (xorshift32) for uploads: the echo application's generator. */
+export { pseudoRandom } from "../support/echo-app.ts";
 
 /** A GET whose response the caller abandons: resolves once the first body bytes arrived. */
 export function startReading(url: string): Promise<{ leave(): void }> {

@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startApache, startNginx, type FrontServer } from "../support/front-servers.ts";
 import type { TsgiProcess } from "../support/tsgi-process.ts";
+import type { SuiteOptions } from "./front-suite.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const conf = (rel: string) => readFileSync(join(ROOT, "conf-examples", rel), "utf8");
@@ -201,3 +202,12 @@ export async function startMountFronts(tsgi: TsgiProcess): Promise<Started> {
     },
   };
 }
+
+/** nginx.test.ts's suite (nginx-net.test.ts runs it again on the node:net servers). */
+export const NGINX_SUITE: SuiteOptions = {
+  fronts: ["nginx-fastcgi", "nginx-fastcgi-keepconn", "nginx-uwsgi", "tsgi-http"],
+  listen: [{ proto: "fastcgi" }, { proto: "uwsgi", unix: true, key: "uwsgiUnix" }, { proto: "http" }],
+  start: startNginxFronts,
+  // The test nginx has worker_connections 256 and each proxied request holds two.
+  concurrencyLimit: { "nginx-fastcgi": 100, "nginx-fastcgi-keepconn": 100, "nginx-uwsgi": 100 },
+};

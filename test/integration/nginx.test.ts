@@ -4,12 +4,6 @@
 // as tsgi's own HTTP listener, the baseline (test names: nginx-fastcgi, nginx-fastcgi-keepconn,
 // nginx-uwsgi, tsgi-http). The requests and the quirks are in front-suite.ts and fronts.ts.
 import { defineFrontSuite } from "./front-suite.ts";
-import { startNginxFronts } from "./fronts.ts";
+import { NGINX_SUITE } from "./fronts.ts";
 
-defineFrontSuite({
-  fronts: ["nginx-fastcgi", "nginx-fastcgi-keepconn", "nginx-uwsgi", "tsgi-http"],
-  listen: [{ proto: "fastcgi" }, { proto: "uwsgi", unix: true, key: "uwsgiUnix" }, { proto: "http" }],
-  start: startNginxFronts,
-  // The test nginx has worker_connections 256 and each proxied request holds two.
-  concurrencyLimit: { "nginx-fastcgi": 100, "nginx-fastcgi-keepconn": 100, "nginx-uwsgi": 100 },
-});
+defineFrontSuite(NGINX_SUITE);

@@ -25,18 +25,20 @@ import { validate } from "../../src/gateway/validate.ts";
 export const STREAM_CHUNK = 64 * 1024;
 export const VALIDATE_MARK = "VALIDATE_REPORT";
 
-const BASE_BLOCK = (() => {
-  // xorshift32: cheap, deterministic, and not compressible by anything on the way.
-  const block = Buffer.alloc(STREAM_CHUNK);
-  let x = 0x2545f491;
-  for (let i = 0; i < STREAM_CHUNK; i += 4) {
+/** Deterministic bytes (xorshift32): cheap, and not compressible by anything on the way. */
+export function pseudoRandom(length: number, seed: number): Buffer {
+  const out = Buffer.alloc(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i += 4) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    block.writeUInt32LE(x >>> 0, i);
+    out.writeUInt32LE(x >>> 0, i);
   }
-  return block;
-})();
+  return out;
+}
+
+const BASE_BLOCK = pseudoRandom(STREAM_CHUNK, 0x2545f491);
 
 /** Chunk `index` of /stream: the base block with the index in its first four bytes. */
 export function streamBlock(index: number): Buffer {
