@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { apacheVersion, freePort, startApache, startNginx, type FrontServer } from "../test/support/front-servers.ts";
 import { APACHE_MODULES, BASELINE, CONTENDERS, ROOT, apacheConf, nginxConf, type Contender, type Plan } from "./lib/contenders.ts";
 import { cpuMicros, group, killAllTrackedSync, spawnTracked, stopTracked, sumRssKiB, type Group, type Started } from "./lib/procs.ts";
-import { checkTargets, markdownTable, summarize, targetsMarkdown, targetsText, textTable, type Row, type Run } from "./lib/report.ts";
+import { checkTargets, fmt, markdownTable, summarize, targetsMarkdown, targetsText, textTable, type Row, type Run } from "./lib/report.ts";
 import { abortWrk, runWrk } from "./lib/wrk.ts";
 import { firstLine, machineInfo } from "./lib/machine.ts";
 
@@ -190,7 +190,7 @@ async function startBackend(l: Live, dir: string): Promise<void> {
   for (;;) {
     check();
     if (l.proc.exitInfo) throw new Error(`${l.c.id} exited at start (${JSON.stringify(l.proc.exitInfo)}):\n${readFileSync(l.logPath, "utf8")}`);
-    if ((await answers(b.ready)) && (b.children === 0 || group(l.proc.pid).workers.filter((w) => w.pid !== l.proc!.pid).length >= b.children)) break;
+    if ((await answers(b.ready)) && (b.children === 0 || group(l.proc.pid).children.length >= b.children)) break;
     if (Date.now() > deadline) throw new Error(`${l.c.id} did not answer within 30 s:\n${readFileSync(l.logPath, "utf8")}`);
     await sleep(50);
   }
@@ -296,7 +296,6 @@ async function measure(l: Live, w: Workload, round: number, secs: number): Promi
   };
 }
 
-const fmt = (n: number | null, d = 0) => (n === null || !Number.isFinite(n) ? "–" : n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }));
 
 // ---- a phase: one worker count, its backends and fronts, its workloads ----
 

@@ -64,19 +64,20 @@ export function processTree(root: number): Stat[] {
 }
 
 /**
- * A backend's processes: all of them, and the workers (the root's children, or the root when
- * it has none). tsx's esbuild service (a child of tsgi's master when it transpiles) counts in
- * `all`, not as a worker.
+ * A backend's processes: all of them, the root's children, and the workers (the children, or
+ * the root when it has none). tsx's esbuild service (a child of tsgi's master when it
+ * transpiles) counts in `all`, not as a child.
  */
 export interface Group {
   all: Stat[];
+  children: Stat[];
   workers: Stat[];
 }
 
 export function group(root: number): Group {
   const all = processTree(root);
   const children = all.filter((s) => s.ppid === root && s.comm !== "esbuild" && s.state !== "Z");
-  return { all, workers: children.length ? children : all.slice(0, 1) };
+  return { all, children, workers: children.length ? children : all.slice(0, 1) };
 }
 
 /** Sum of utime+stime in µs of these processes now (those that ended count 0). */

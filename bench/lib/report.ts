@@ -98,8 +98,9 @@ export function summarize(runs: Run[], baseline: string): Row[] {
 const HEAD = ["contender", "req/s", "× node", "p50 ms", "p99 ms", "CPU µs/req", "× node", "worker CPU µs/req", "RSS peak MiB", "worker RSS rest→peak MiB", "errors"];
 const RIGHT = HEAD.map((_, i) => i > 0);
 
-function fmt(n: number | null, digits: number): string {
-  return n === null || !Number.isFinite(n) ? "–" : n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+/** A number for a table ("–" when there is none), `digits` decimals. */
+export function fmt(n: number | null | undefined, digits = 0): string {
+  return n === null || n === undefined || !Number.isFinite(n) ? "–" : n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
 function cells(r: Row): string[] {

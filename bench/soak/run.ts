@@ -17,12 +17,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startNginx, type FrontServer } from "../../test/support/front-servers.ts";
-import { CLK_TCK, group, killAllTrackedSync, readStat, rssKiB, spawnTracked, stopTracked, type Started } from "../lib/procs.ts";
+import { CLK_TCK, group, killAllTrackedSync, rssKiB, spawnTracked, stopTracked, type Started } from "../lib/procs.ts";
 import { KINDS, LOCATIONS, Load, percentile, type KindId } from "./load.ts";
 import { machineInfo } from "../lib/machine.ts";
-import { nginxServer } from "../lib/contenders.ts";
+import { ROOT, nginxServer } from "../lib/contenders.ts";
+import { fmt } from "../lib/report.ts";
 
-const ROOT = join(import.meta.dirname, "..", "..");
 const env = process.env;
 
 // ---- settings ----
@@ -191,7 +191,7 @@ let known: WorkerId[] | null = null;
 const lastTicks = new Map<number, { ticks: number; at: number }>();
 
 function sample(master: Started, phase: Sample["phase"], t: number, load: Load | null): Sample {
-  const now = group(master.pid).workers.filter((w) => w.pid !== master.pid);
+  const now = group(master.pid).children;
   // The first sample learns the workers; later ones report any that ended or appeared.
   if (known) {
     for (const k of known) if (!now.some((w) => w.pid === k.pid && w.start === k.start)) events.push(`t=${t.toFixed(0)} s: worker ${k.pid} is gone`);
@@ -200,7 +200,7 @@ function sample(master: Started, phase: Sample["phase"], t: number, load: Load |
   known = now.map((w) => ({ pid: w.pid, start: w.start }));
   const at = performance.now();
   const workers = now.map((w): WorkerSample => {
-    const ticks = readStat(w.pid)?.ticks ?? NaN;
+    const ticks = w.ticks;
     const prev = lastTicks.get(w.pid);
     lastTicks.set(w.pid, { ticks, at });
     const cpuPct = prev ? (((ticks - prev.ticks) / CLK_TCK) * 100) / ((at - prev.at) / 1000) : null;
@@ -214,7 +214,7 @@ function sample(master: Started, phase: Sample["phase"], t: number, load: Load |
 }
 
 const mib = (kib: number) => kib / 1024;
-const f = (n: number | null | undefined, d = 0) => (n === null || n === undefined || !Number.isFinite(n) ? "–" : n.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d }));
+const f = fmt;
 
 function sampleLine(s: Sample): string {
   const head = s.phase === "load" ? `t=${f(s.t).padStart(4)}s` : s.phase.padEnd(11);
@@ -389,7 +389,7 @@ try {
   for (;;) {
     if (interrupted) throw new Error("interrupted");
     if (tsgi.exitInfo) throw new Error(`tsgi serve exited at start (${JSON.stringify(tsgi.exitInfo)}):\n${readFileSync(tsgiLog, "utf8")}`);
-    if ((await answers(fcgiSock)) && (await answers(uwsgiSock)) && group(tsgi.pid).workers.filter((w) => w.pid !== tsgi!.pid).length >= processes) break;
+    if ((await answers(fcgiSock)) && (await answers(uwsgiSock)) && group(tsgi.pid).children.length >= processes) break;
     if (Date.now() > deadline) throw new Error(`tsgi serve did not answer within 30 s:\n${readFileSync(tsgiLog, "utf8")}`);
     await sleep(50);
   }

@@ -4,37 +4,17 @@
 // FastCGI carries a chunked upload streamed by nginx (fastcgi_request_buffering off, no
 // CONTENT_LENGTH); uwsgi a Content-Length upload streamed (uwsgi_request_buffering off).
 
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { freePort, startNginx } from "../../test/support/front-servers.ts";
+import { ROOT as root } from "../lib/contenders.ts";
+import { group, killAllTrackedSync, rssKiB, spawnTracked, stopTracked } from "../lib/procs.ts";
 
-const root = join(import.meta.dirname, "..", "..");
+process.on("exit", killAllTrackedSync);
 const gib = Number(process.argv[2] ?? "1");
 const total = Math.round(gib * 1024 * 1024 * 1024);
 const BLOCK = 64 * 1024;
-
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) : 0;
-}
-
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid) out.push(Number(entry));
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return out;
-}
 
 async function upload(port: number, chunked: boolean): Promise<{ body: string; seconds: number; sha256: string }> {
   const block = Buffer.alloc(BLOCK, 0x5a);
@@ -71,11 +51,11 @@ async function upload(port: number, chunked: boolean): Promise<{ body: string; s
 
 async function measure(protocol: "fastcgi" | "uwsgi"): Promise<void> {
   const backend = await freePort();
-  const serve = spawn(process.execPath, [join(root, "bin", "tsgi.js"), "serve", join(root, "conf-examples", "demo", "app.ts"), "--listen", `${protocol}:127.0.0.1:${backend}`], {
+  const serve = spawnTracked("tsgi", process.execPath, [join(root, "bin", "tsgi.js"), "serve", join(root, "conf-examples", "demo", "app.ts"), "--listen", `${protocol}:127.0.0.1:${backend}`], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  await new Promise<void>((resolve) => serve.stdout!.on("data", (d: Buffer) => d.toString().includes("listening") && resolve()));
-  const worker = childrenOf(serve.pid!)[0]!;
+  await new Promise<void>((resolve) => serve.child.stdout!.on("data", (d: Buffer) => d.toString().includes("listening") && resolve()));
+  const worker = group(serve.pid).children[0]!.pid;
   const pass =
     protocol === "fastcgi"
       ? `fastcgi_pass 127.0.0.1:${backend}; include /etc/nginx/fastcgi_params; fastcgi_request_buffering off;`
@@ -99,7 +79,7 @@ async function measure(protocol: "fastcgi" | "uwsgi"): Promise<void> {
     if (!ok || peak - rest > 64 * 1024) process.exitCode = 1;
   } finally {
     await nginx.stop();
-    serve.kill("SIGTERM");
+    await stopTracked(serve);
   }
 }
 
