@@ -229,9 +229,8 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
     size_t piece = 0;
     for (size_t i = 0; i < records; i++) {
       const size_t len = std::min(kMaxRecordContent, total - i * kMaxRecordContent);
-      const size_t pad = (8 - len % 8) % 8;
-      headers[i] = {fastcgi::kVersion1, fastcgi::FCGI_STDOUT, static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id),
-                    static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len), static_cast<uint8_t>(pad), 0};
+      const size_t pad = fastcgi::padding_for(len);
+      fastcgi::put_header(headers[i].data(), fastcgi::FCGI_STDOUT, id, static_cast<uint16_t>(len), static_cast<uint8_t>(pad));
       bufs.push_back(uv_buf_init(reinterpret_cast<char*>(headers[i].data()), fastcgi::kHeaderSize));
       for (size_t need = len; need > 0;) {
         while (left[piece] == 0) piece++;

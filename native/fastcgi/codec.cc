@@ -16,19 +16,6 @@ std::string format(const char* fmt, unsigned long long a, unsigned long long b =
   return buf;
 }
 
-void put_header(uint8_t* h, uint8_t type, uint16_t id, uint16_t content, uint8_t padding) {
-  h[0] = kVersion1;
-  h[1] = type;
-  h[2] = static_cast<uint8_t>(id >> 8);
-  h[3] = static_cast<uint8_t>(id);
-  h[4] = static_cast<uint8_t>(content >> 8);
-  h[5] = static_cast<uint8_t>(content);
-  h[6] = padding;
-  h[7] = 0;
-}
-
-size_t padding_for(size_t content) { return (8 - content % 8) % 8; }
-
 // Stream records the web server sends, as opposed to the ones an application writes.
 bool written_by_applications(uint8_t type) {
   return type == FCGI_END_REQUEST || type == FCGI_STDOUT || type == FCGI_STDERR ||
@@ -324,6 +311,19 @@ Status Decoder::push(const uint8_t* data, size_t size, Sink& sink) {
 }
 
 // ---- encoders ----
+
+void put_header(uint8_t* h, uint8_t type, uint16_t id, uint16_t content, uint8_t padding) {
+  h[0] = kVersion1;
+  h[1] = type;
+  h[2] = static_cast<uint8_t>(id >> 8);
+  h[3] = static_cast<uint8_t>(id);
+  h[4] = static_cast<uint8_t>(content >> 8);
+  h[5] = static_cast<uint8_t>(content);
+  h[6] = padding;
+  h[7] = 0;
+}
+
+size_t padding_for(size_t content) { return (8 - content % 8) % 8; }
 
 size_t stream_encoded_size(size_t size, size_t max_content) {
   max_content &= ~size_t{7};

@@ -137,6 +137,11 @@ class Decoder {
 
 // ---- Encoders. Each appends to out and returns the number of bytes it appended. ----
 
+// A record header (spec §3.3) into h[0..7]; for framing that does not copy the content.
+void put_header(uint8_t* h, uint8_t type, uint16_t id, uint16_t content, uint8_t padding);
+// Padding bytes after `content` bytes, to a multiple of 8.
+size_t padding_for(size_t content);
+
 // Content of a stream record type (STDOUT, STDERR, STDIN, DATA, PARAMS, GET_VALUES...) cut in
 // records of at most max_content bytes (rounded down to a multiple of 8, at least 8), each
 // padded to 8. Empty content appends nothing: an empty record ends a stream.
