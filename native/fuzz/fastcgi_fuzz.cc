@@ -125,12 +125,8 @@ class Recorder final : public Sink {
   uint32_t stdin_ends_ = 0;
 };
 
-struct Outcome {
+struct Outcome : tsgi::fuzz::Ending {
   std::vector<Event> log;
-  Status status = Status::kOk;  // after the last push
-  Status end_status = Status::kOk;
-  uint64_t error_offset = 0;
-  uint64_t offset = 0;
   size_t active = 0;
 };
 
@@ -147,41 +143,13 @@ TSGI_FUZZ_UNCOVERED Outcome decode(const Setup& setup, const uint8_t* data, size
   Decoder decoder(setup.limits);
   Recorder sink(decoder, setup.limits.max_requests, setup.release, setup.release_mask);
   Outcome out;
-  size_t at = 0;
-  const tsgi::fuzz::ChunkedCopy stream(data, size, copy);
-  for (size_t n : lengths) {
-    const uint8_t* chunk = stream.expose(at, n);
-    sink.chunk = chunk;
-    sink.chunk_size = n;
-    const size_t events_before = sink.log.size();
-    const Status was = out.status;
-    out.status = decoder.push(chunk, n, sink);
-    if (was != Status::kOk) {
-      // A dead decoder answers every push with its error, and nothing else.
-      TSGI_FUZZ_CHECK(out.status == was, "a push after an error changed the status");
-      TSGI_FUZZ_CHECK(sink.log.size() == events_before, "a push after an error emitted events");
-    }
-    TSGI_FUZZ_CHECK(out.status == decoder.error().status, "push's status differs from error()");
-    stream.hide(at, n);
-    at += n;
-  }
-  TSGI_FUZZ_CHECK(at == size, "split lengths do not cover the stream");
-  if (out.status == Status::kOk) {
-    TSGI_FUZZ_CHECK(decoder.offset() == size, "a healthy decoder did not count every byte");
-  }
-  const size_t events_before_end = sink.log.size();
-  out.end_status = decoder.end();
-  TSGI_FUZZ_CHECK(sink.log.size() == events_before_end, "end() emitted events");
-  if (out.status != Status::kOk) {
-    TSGI_FUZZ_CHECK(out.end_status == out.status, "end() after an error changed the status");
-  } else if (out.end_status != Status::kOk) {
-    TSGI_FUZZ_CHECK(out.end_status == Status::kFcgiTruncated, "end() failed with a status other than TRUNCATED");
-    TSGI_FUZZ_CHECK(decoder.error().offset == size, "TRUNCATED offset is not the stream length");
-  }
-  TSGI_FUZZ_CHECK(decoder.end() == out.end_status, "a second end() differs");
-  out.error_offset = decoder.error().offset;
-  TSGI_FUZZ_CHECK(out.error_offset <= size, "error offset past the stream end");
-  out.offset = decoder.offset();
+  static_cast<tsgi::fuzz::Ending&>(out) = tsgi::fuzz::run_decoder(
+      decoder, sink, data, size, lengths, copy, [&] { return sink.log.size(); },
+      [&](Status end_status) TSGI_FUZZ_UNCOVERED {
+        if (end_status == Status::kOk) return;
+        TSGI_FUZZ_CHECK(end_status == Status::kFcgiTruncated, "end() failed with a status other than TRUNCATED");
+        TSGI_FUZZ_CHECK(decoder.error().offset == size, "TRUNCATED offset is not the stream length");
+      });
   out.active = decoder.active_requests();
   TSGI_FUZZ_CHECK(out.active <= setup.limits.max_requests, "more active requests than maxRequests");
   out.log = std::move(sink.log);
@@ -193,10 +161,7 @@ TSGI_FUZZ_UNCOVERED void expect_same(const Outcome& whole, const Outcome& split)
   for (size_t i = 0; i < whole.log.size(); i++) {
     TSGI_FUZZ_CHECK(whole.log[i] == split.log[i], "split changed an event");
   }
-  TSGI_FUZZ_CHECK(whole.status == split.status, "split changed the error status");
-  TSGI_FUZZ_CHECK(whole.end_status == split.end_status, "split changed end()'s status");
-  TSGI_FUZZ_CHECK(whole.error_offset == split.error_offset, "split changed the error offset");
-  TSGI_FUZZ_CHECK(whole.offset == split.offset, "split changed where the decoder stopped");
+  tsgi::fuzz::expect_same_ending(whole, split);
   TSGI_FUZZ_CHECK(whole.active == split.active, "split changed the active request count");
 }
 

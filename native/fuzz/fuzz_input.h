@@ -15,6 +15,8 @@
 
 #include <sanitizer/asan_interface.h>
 
+#include "../status.h"
+
 // The harness's own code is not what we fuzz: its branches left uninstrumented, libFuzzer keeps
 // no input for reaching a harness path, and the round trips cost a third of the time they did.
 #define TSGI_FUZZ_UNCOVERED __attribute__((no_sanitize("coverage")))
@@ -147,5 +149,69 @@ class ChunkedCopy {
   bool poison_;
   std::unique_ptr<uint8_t[]> owned_;
 };
+
+// What a decode ends with, whichever the codec.
+struct Ending {
+  Status status = Status::kOk;  // after the last push
+  Status end_status = Status::kOk;
+  uint64_t error_offset = 0;
+  uint64_t offset = 0;
+};
+
+// Pushes the stream into `decoder` in the given chunk lengths (the sink sees each chunk as
+// `chunk`/`chunk_size`; `events()` counts what it recorded), then ends it, checking what
+// every decoder promises: a dead decoder answers every push with its error and nothing else,
+// push's status is error()'s, a healthy decoder counts every byte, end() emits nothing,
+// keeps an earlier error and answers the same twice, and no error lies past the stream.
+// `healthy_end(end_status)` checks the codec's own rule for ending a healthy stream. The
+// round trip skips `copy`: its inputs are our encoders'.
+template <class Decoder, class Sink, class Events, class HealthyEnd>
+TSGI_FUZZ_UNCOVERED Ending run_decoder(Decoder& decoder, Sink& sink, const uint8_t* data, size_t size,
+                                       const std::vector<size_t>& lengths, bool copy, Events events,
+                                       HealthyEnd healthy_end) {
+  Ending out;
+  size_t at = 0;
+  const ChunkedCopy stream(data, size, copy);
+  for (size_t n : lengths) {
+    const uint8_t* chunk = stream.expose(at, n);
+    sink.chunk = chunk;
+    sink.chunk_size = n;
+    const size_t events_before = events();
+    const Status was = out.status;
+    out.status = decoder.push(chunk, n, sink);
+    if (was != Status::kOk) {
+      TSGI_FUZZ_CHECK(out.status == was, "a push after an error changed the status");
+      TSGI_FUZZ_CHECK(events() == events_before, "a push after an error emitted events");
+    }
+    TSGI_FUZZ_CHECK(out.status == decoder.error().status, "push's status differs from error()");
+    stream.hide(at, n);
+    at += n;
+  }
+  TSGI_FUZZ_CHECK(at == size, "split lengths do not cover the stream");
+  if (out.status == Status::kOk) {
+    TSGI_FUZZ_CHECK(decoder.offset() == size, "a healthy decoder did not count every byte");
+  }
+  const size_t events_before_end = events();
+  out.end_status = decoder.end();
+  TSGI_FUZZ_CHECK(events() == events_before_end, "end() emitted events");
+  if (out.status != Status::kOk) {
+    TSGI_FUZZ_CHECK(out.end_status == out.status, "end() after an error changed the status");
+  } else {
+    healthy_end(out.end_status);
+  }
+  TSGI_FUZZ_CHECK(decoder.end() == out.end_status, "a second end() differs");
+  out.error_offset = decoder.error().offset;
+  TSGI_FUZZ_CHECK(out.error_offset <= size, "error offset past the stream end");
+  out.offset = decoder.offset();
+  return out;
+}
+
+// The parts of two decodes of one stream that no split may change.
+TSGI_FUZZ_UNCOVERED inline void expect_same_ending(const Ending& whole, const Ending& split) {
+  TSGI_FUZZ_CHECK(whole.status == split.status, "split changed the error status");
+  TSGI_FUZZ_CHECK(whole.end_status == split.end_status, "split changed end()'s status");
+  TSGI_FUZZ_CHECK(whole.error_offset == split.error_offset, "split changed the error offset");
+  TSGI_FUZZ_CHECK(whole.offset == split.offset, "split changed where the decoder stopped");
+}
 
 }  // namespace tsgi::fuzz

@@ -73,12 +73,8 @@ class Recorder final : public Sink {
   }
 };
 
-struct Outcome {
+struct Outcome : tsgi::fuzz::Ending {
   Log log;
-  Status status = Status::kOk;
-  Status end_status = Status::kOk;
-  uint64_t error_offset = 0;
-  uint64_t offset = 0;
 };
 
 // Pushes the stream in the given chunk lengths, then ends it. The round trip skips `copy`:
@@ -88,42 +84,16 @@ TSGI_FUZZ_UNCOVERED Outcome decode(Limits limits, const uint8_t* data, size_t si
   Decoder decoder(limits);
   Recorder sink;
   Outcome out;
-  size_t at = 0;
-  const tsgi::fuzz::ChunkedCopy stream(data, size, copy);
-  for (size_t n : lengths) {
-    const uint8_t* chunk = stream.expose(at, n);
-    sink.chunk = chunk;
-    sink.chunk_size = n;
-    const size_t events_before = sink.events;
-    const Status was = out.status;
-    out.status = decoder.push(chunk, n, sink);
-    if (was != Status::kOk) {
-      TSGI_FUZZ_CHECK(out.status == was, "a push after an error changed the status");
-      TSGI_FUZZ_CHECK(sink.events == events_before, "a push after an error emitted events");
-    }
-    TSGI_FUZZ_CHECK(out.status == decoder.error().status, "push's status differs from error()");
-    stream.hide(at, n);
-    at += n;
-  }
-  TSGI_FUZZ_CHECK(at == size, "split lengths do not cover the stream");
-  if (out.status == Status::kOk) {
-    TSGI_FUZZ_CHECK(decoder.offset() == size, "a healthy decoder did not count every byte");
-  }
-  const size_t events_before_end = sink.events;
-  out.end_status = decoder.end();
-  TSGI_FUZZ_CHECK(sink.events == events_before_end, "end() emitted events");
-  if (out.status != Status::kOk) {
-    TSGI_FUZZ_CHECK(out.end_status == out.status, "end() after an error changed the status");
-  } else if (sink.log.body_ends == 1) {
-    TSGI_FUZZ_CHECK(out.end_status == Status::kOk, "end() after BODY_END failed");
-  } else {
-    TSGI_FUZZ_CHECK(out.end_status == Status::kUwsgiTruncated, "end() before BODY_END is not TRUNCATED");
-    TSGI_FUZZ_CHECK(decoder.error().offset == size, "TRUNCATED offset is not the stream length");
-  }
-  TSGI_FUZZ_CHECK(decoder.end() == out.end_status, "a second end() differs");
-  out.error_offset = decoder.error().offset;
-  TSGI_FUZZ_CHECK(out.error_offset <= size, "error offset past the stream end");
-  out.offset = decoder.offset();
+  static_cast<tsgi::fuzz::Ending&>(out) = tsgi::fuzz::run_decoder(
+      decoder, sink, data, size, lengths, copy, [&] { return sink.events; },
+      [&](Status end_status) TSGI_FUZZ_UNCOVERED {
+        if (sink.log.body_ends == 1) {
+          TSGI_FUZZ_CHECK(end_status == Status::kOk, "end() after BODY_END failed");
+        } else {
+          TSGI_FUZZ_CHECK(end_status == Status::kUwsgiTruncated, "end() before BODY_END is not TRUNCATED");
+          TSGI_FUZZ_CHECK(decoder.error().offset == size, "TRUNCATED offset is not the stream length");
+        }
+      });
   out.log = std::move(sink.log);
   return out;
 }
@@ -204,10 +174,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Rng rng(seed ^ static_cast<uint64_t>(stream_size) << 16);
   const Outcome split = decode(limits, stream, stream_size, tsgi::fuzz::choose_splits(stream_size, choices >> 2 & 3, rng));
   TSGI_FUZZ_CHECK(whole.log == split.log, "split changed the events");
-  TSGI_FUZZ_CHECK(whole.status == split.status, "split changed the error status");
-  TSGI_FUZZ_CHECK(whole.end_status == split.end_status, "split changed end()'s status");
-  TSGI_FUZZ_CHECK(whole.error_offset == split.error_offset, "split changed the error offset");
-  TSGI_FUZZ_CHECK(whole.offset == split.offset, "split changed where the decoder stopped");
+  tsgi::fuzz::expect_same_ending(whole, split);
 
   if ((choices & 0x80) && (seed & 7) == 0) round_trip(rng);
   return 0;
