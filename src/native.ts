@@ -84,6 +84,8 @@ interface NativeListenerBase {
   peer(connId: number): string;
   /** Stop accepting; connections with no request on them close, the others after their last response. */
   close(): void;
+  /** Stop or resume accepting (the listening socket stays open); false when it could not resume. */
+  pauseAccept(paused: boolean): boolean;
   readonly connections: number;
 }
 
@@ -101,31 +103,27 @@ export interface NativeFastCgiServer extends NativeListenerBase {
 
 function load(): Binding {
   const require = createRequire(import.meta.url);
-  const tried: string[] = [];
+  const failed: string[] = [];
   for (const path of candidates()) {
-    if (!existsSync(path)) {
-      tried.push(`${path}: absent`);
-      continue;
-    }
+    if (!existsSync(path)) continue;
     try {
       return require(path) as Binding;
     } catch (err) {
-      tried.push(`${path}: ${(err as Error).message}`);
+      failed.push(`${path}: ${(err as Error).message.split("\n")[0]}`);
     }
   }
-  throw tsgiError("TSGI_ERR_NATIVE_LOAD", { reason: tried.join("; ") });
+  throw tsgiError("TSGI_ERR_NATIVE_LOAD", { reason: failed.length > 0 ? failed.join("; ") : `no build/Release/tsgi.node in ${root}` });
 }
 
 export const binding: Binding = load();
 
-/**
- * Whether listeners may be handed to the native bridge: on by default, TSGI_NATIVE_IO=0 keeps
- * every socket in node:net (for comparison, or should the native side misbehave).
- */
-export const nativeServers = {
-  available:
-    typeof binding.UwsgiServer === "function" && typeof binding.FastCgiServer === "function" && process.env.TSGI_NATIVE_IO !== "0",
-};
+/** The common arguments of a native listener, checked before the binding trusts them. */
+export function checkListener(fd: number, headerTimeoutMs: number, maxConnections: number, maxParams: number): void {
+  checkInt("fd", fd, 0, 0x7fffffff);
+  checkInt("headerTimeoutMs", headerTimeoutMs, 0, 2 ** 31 - 1);
+  checkInt("maxConnections", maxConnections, 0, 2 ** 31 - 1);
+  checkInt("maxParams", maxParams, 1, LIMITS.maxParamsCeiling);
+}
 
 export type EventName =
   | "BEGIN" | "PARAMS" | "STDIN" | "STDIN_END" | "DATA" | "DATA_END" | "ABORT" | "GET_VALUES"
@@ -154,8 +152,9 @@ export type EventName =
  * differences: PARAMS carries the role in [3]; there is no BEGIN (a request appears with its
  * params) and no GET_VALUES or UNKNOWN_TYPE (answered natively); and the server kinds of
  * `serverEvents` are added: CHUNK ([2] a Buffer holding the read, [3] its length) comes
- * before the first body event of a read, whose offsets index it; CLOSE, DRAIN, TIMEOUT and
- * UNKNOWN_ROLE ([1] id, [2] role).
+ * before the first body event of a read, whose offsets index it; CLOSE ([1] the bytes still
+ * queued for the connection, never sent), DRAIN, TIMEOUT ([1] 1 when a persistent connection
+ * idle between requests was closed) and UNKNOWN_ROLE ([1] id, [2] role).
  */
 export const EVENT = binding.events;
 export type RawEvents = (number | string | string[])[];

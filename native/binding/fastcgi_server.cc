@@ -169,6 +169,19 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
   // routine (nginx closes idle upstream connections the same way), not worth a log line.
   bool between_requests(FastCgiConn* c) { return c->requests.empty() && c->decoder.offset() == c->idle_at; }
 
+  // Before a cut (an exception after the head went out) on a unix socket, a record header of
+  // version 0. There a close is all a cut can be (no reset exists), and nginx without
+  // FCGI_KEEP_CONN takes the connection's end for the response's end; an invalid record makes
+  // any FastCGI client drop the response as broken (nginx: "upstream sent unsupported FastCGI
+  // protocol version: 0"). Responses are written in whole records, so this header starts a
+  // record of its own. On TCP the reset says it.
+  void mark_cut(FastCgiConn* c) {
+    if (c->is_tcp) return;  // a reset says it, and nginx then still passes on what it got
+    static char broken[fastcgi::kHeaderSize] = {};
+    uv_buf_t buf = uv_buf_init(broken, sizeof broken);
+    write(c, &buf, 1);
+  }
+
  private:
   // A request's FCGI_END_REQUEST went out: without FCGI_KEEP_CONN the application closes the
   // connection (spec §3.5) once no request is left on it; a persistent one waits for the

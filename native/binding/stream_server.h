@@ -13,6 +13,7 @@
 //   bool has_open(Conn*);                                  JavaScript holds a request on it
 //   bool idle(Conn*);                                      no request on it (closed at stop)
 //   bool between_requests(Conn*);                          idle after a request, nothing half-sent
+//   void mark_cut(Conn*);                                  before a cut: bytes that say "broken"
 // and its own `respond`, framing its protocol and ending with write() / end_connection().
 //
 // Cross-language contract with src/protocol/*-native.ts: the event kinds (four slots an
@@ -42,7 +43,8 @@ constexpr size_t kHighWater = 64 * 1024;
 constexpr uint64_t kCutDelayMs = 50;
 
 enum ServerEvent : uint32_t {
-  kClose = 20,        // the peer went away while a request was open
+  kClose = 20,        // the peer went away while a request was open ([1] bytes queued for it
+                      // that never reached the kernel)
   kDrain = 21,        // the write queue fell under the high-water mark
   kTimeout = 22,      // no complete request head within header-timeout; the connection is closed
                       // ([1] 1 when it was a persistent connection idle between requests)
@@ -68,11 +70,13 @@ struct ConnBase {
   bool ended = false;       // the connection's last response was written: linger, then close
   bool cut = false;
   bool closing = false;
+  bool broken = false;  // a write failed: the connection is closed on the next turn of the loop
   bool want_drain = false;
   // A body is expected: reads go to a block of their own, handed to JavaScript as is.
   bool want_body = false;
   int open_handles = 0;
   size_t queued = 0;
+  size_t lost = 0;  // bytes of a write that failed (broken)
   std::vector<napi_value>* slots = nullptr;  // the events of the callback being handled
   Napi::Env env = nullptr;
   // The read being decoded: where it is, the block of its own it may have been read into (a
@@ -137,44 +141,25 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
         Wrap::InstanceMethod("cut", static_cast<Method>(&StreamServer::cut_js)),
         Wrap::InstanceMethod("pause", static_cast<Method>(&StreamServer::pause)),
         Wrap::InstanceMethod("close", static_cast<Method>(&StreamServer::close)),
+        Wrap::InstanceMethod("pauseAccept", static_cast<Method>(&StreamServer::pause_accept)),
         Wrap::InstanceMethod("peer", static_cast<Method>(&StreamServer::peer)),
         Wrap::InstanceAccessor("connections", static_cast<Method>(&StreamServer::connections), nullptr),
     };
   }
 
   // (fd, isPipe, headerTimeoutMs, maxConnections, onEvents, …the protocol's limits): checked
-  // by src/native.ts. `fd` is a listening socket; it is duplicated, so the caller may close its own.
+  // by src/native.ts. `fd` is a listening socket; it is duplicated, so the caller may close its
+  // own (but must keep it open to resume accepting after pauseAccept).
   StreamServer(const Napi::CallbackInfo& info, const char* resource) : Wrap(info) {
     Napi::Env env = info.Env();
-    const int fd = info[0].As<Napi::Number>().Int32Value();
+    listen_fd_ = info[0].As<Napi::Number>().Int32Value();
     is_pipe_ = info[1].ToBoolean();
     header_timeout_ms_ = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
     max_connections_ = static_cast<size_t>(info[3].As<Napi::Number>().Int64Value());
     on_events_ = Napi::Persistent(info[4].As<Napi::Function>());
     napi_get_uv_event_loop(env, &loop_);
     napi_async_init(env, nullptr, Napi::String::New(env, resource), &async_);
-
-    // The listener lives on the heap: libuv may call back after a failed construction.
-    listener_ = new Stream{};
-    const int dup_fd = dup(fd);
-    int rc = dup_fd < 0 ? -errno : 0;
-    if (rc == 0) rc = is_pipe_ ? uv_pipe_init(loop_, &listener_->pipe, 0) : uv_tcp_init(loop_, &listener_->tcp);
-    if (rc != 0) {
-      if (dup_fd >= 0) ::close(dup_fd);
-      delete listener_;
-      listener_ = nullptr;
-    } else {
-      listener_->handle.data = this;
-      rc = is_pipe_ ? uv_pipe_open(&listener_->pipe, dup_fd) : uv_tcp_open(&listener_->tcp, dup_fd);
-      if (rc != 0) ::close(dup_fd);
-      if (rc == 0) rc = uv_listen(&listener_->stream, 511, on_connection);
-      if (rc != 0) {
-        close_listener();
-      } else {
-        listener_open_ = true;
-      }
-    }
-    if (rc != 0) {
+    if (const int rc = open_listener(); rc != 0) {
       Napi::Error::New(env, std::string(resource) + " listener: " + uv_strerror(rc)).ThrowAsJavaScriptException();
       return;
     }
@@ -190,7 +175,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   // was closed.
   bool write(Conn* c, const uv_buf_t* bufs, unsigned count, napi_value keep = nullptr, const char* keep_data = nullptr,
              size_t keep_size = 0) {
-    if (c->closing) return false;
+    if (c->closing || c->broken) return false;
     size_t total = 0;
     for (unsigned i = 0; i < count; i++) total += bufs[i].len;
     if (total == 0) return true;
@@ -244,8 +229,9 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     c->queued += w->size;
     if (uv_write(&w->req, &c->io.stream, rest.data(), static_cast<unsigned>(rest.size()), on_write) != 0) {
       c->queued -= w->size;
+      const size_t lost = w->size;
       release(c, w);
-      destroy(c, false);
+      break_soon(c, lost);
       return false;
     }
     return true;
@@ -254,6 +240,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   // After a write that does not end the connection: true while the caller may go on writing,
   // false when it should wait for DRAIN.
   bool may_write_more(Conn* c) {
+    if (c->broken) return false;  // the CLOSE that follows ends the wait
     if (c->closing || c->queued < kHighWater) return true;
     c->want_drain = true;
     return false;
@@ -368,7 +355,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
         self->add_error(c, *e);
         with_peer = true;
       } else if (self->self()->has_open(c)) {
-        c->add(kClose);
+        c->add(kClose, static_cast<double>(c->queued));
       }
     }
     c->slots = nullptr;
@@ -487,10 +474,36 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
       Napi::HandleScope scope(self->Env());
       std::vector<napi_value> slots;
       conn->slots = &slots;
-      if (self->self()->has_open(conn)) conn->add(kClose);
+      if (self->self()->has_open(conn)) conn->add(kClose, static_cast<double>(conn->queued));
       conn->slots = nullptr;
       self->settle(conn, slots, true, false, true);
     }, kCutDelayMs, 0);
+  }
+
+  // A write failed (the peer is gone) while a request may be open on the connection: close it
+  // and tell JavaScript, also when reading is paused for body backpressure (no read would
+  // report the loss then). `lost`: bytes of the failed write.
+  void fail(Conn* c, size_t lost) {
+    if (c->closing) return;
+    Napi::HandleScope scope(this->Env());
+    std::vector<napi_value> slots;
+    c->slots = &slots;
+    if (self()->has_open(c)) c->add(kClose, static_cast<double>(c->queued + lost));
+    c->slots = nullptr;
+    settle(c, slots, true, false, false);
+  }
+
+  // The same from inside a JavaScript call (respond): the CLOSE goes out on the next turn of
+  // the loop, never into the middle of the caller's send.
+  void break_soon(Conn* c, size_t lost) {
+    if (c->broken || c->closing) return;
+    c->broken = true;
+    c->lost = lost;
+    uv_read_stop(&c->io.stream);
+    uv_timer_start(&c->timer, [](uv_timer_t* t) {
+      auto* conn = static_cast<Conn*>(t->data);
+      owner(conn)->fail(conn, conn->lost);
+    }, 0, 0);
   }
 
   // ---- writes ----
@@ -510,12 +523,14 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   static void on_write(uv_write_t* req, int status) {
     auto* w = reinterpret_cast<WriteReq*>(req);
     auto* c = static_cast<Conn*>(req->data);
-    c->queued -= w->size;
+    const size_t w_size = w->size;
+    c->queued -= w_size;
     release(c, w);
     if (c->closing) return;
     if (status < 0) {
-      // The peer is gone; reading reports it (or the last response was already written).
+      // The peer is gone. After the last response (or a cut) there is nothing to report.
       if (c->ended || c->cut) owner(c)->destroy(c, false);
+      else owner(c)->fail(c, w_size);
       return;
     }
     owner(c)->after_write(c);
@@ -547,7 +562,8 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   // cut(connId): end the connection's response without a clean end.
   Napi::Value cut_js(const Napi::CallbackInfo& info) {
     Conn* c = find(info[0]);
-    if (c && !c->ended && !c->cut) {
+    if (c && !c->ended && !c->cut && !c->broken) {
+      self()->mark_cut(c);
       c->cut = true;
       if (c->queued == 0) start_cut(c);
     }
@@ -564,20 +580,59 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     return info.Env().Undefined();
   }
 
+  // Accepts on a duplicate of the listening socket: closing the duplicate stops this process
+  // accepting while the socket itself (and its queue of connections, which the group's other
+  // workers keep accepting from) stays open.
+  int open_listener() {
+    // The listener lives on the heap: libuv may call back after a failed open.
+    listener_ = new Stream{};
+    const int dup_fd = dup(listen_fd_);
+    int rc = dup_fd < 0 ? -errno : 0;
+    if (rc == 0) rc = is_pipe_ ? uv_pipe_init(loop_, &listener_->pipe, 0) : uv_tcp_init(loop_, &listener_->tcp);
+    if (rc != 0) {
+      if (dup_fd >= 0) ::close(dup_fd);
+      delete listener_;
+      listener_ = nullptr;
+      return rc;
+    }
+    listener_->handle.data = this;
+    rc = is_pipe_ ? uv_pipe_open(&listener_->pipe, dup_fd) : uv_tcp_open(&listener_->tcp, dup_fd);
+    if (rc != 0) ::close(dup_fd);
+    if (rc == 0) rc = uv_listen(&listener_->stream, 511, on_connection);
+    if (rc != 0) {
+      close_listener();
+      return rc;
+    }
+    listener_open_ = true;
+    return 0;
+  }
+
   void close_listener() {
+    listener_open_ = false;
     listener_->handle.data = nullptr;
     uv_close(&listener_->handle, [](uv_handle_t* h) { delete reinterpret_cast<Stream*>(h); });
     listener_ = nullptr;
+  }
+
+  // pauseAccept(paused): stop or resume accepting new connections (the worker is at its
+  // `concurrency`); the connections wait in the socket's queue for another worker, or for this
+  // one to resume. False when accepting could not resume (the error is in the log line of
+  // the caller).
+  Napi::Value pause_accept(const Napi::CallbackInfo& info) {
+    const bool paused = info[0].ToBoolean();
+    int rc = 0;
+    if (!stopping_) {
+      if (paused && listener_open_) close_listener();
+      else if (!paused && !listener_open_) rc = open_listener();
+    }
+    return Napi::Boolean::New(info.Env(), rc == 0);
   }
 
   // close(): stop accepting; requests on accepted connections are served, and connections
   // with no request on them (or once their last one ends) are closed.
   Napi::Value close(const Napi::CallbackInfo& info) {
     stopping_ = true;
-    if (listener_open_) {
-      listener_open_ = false;
-      close_listener();
-    }
+    if (listener_open_) close_listener();
     std::vector<Conn*> idle;
     for (auto& [id, c] : conns_) {
       if (self()->idle(c)) idle.push_back(c);
@@ -598,13 +653,14 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   }
 
   void maybe_unref() {
-    if (!listener_open_ && conns_.empty() && !unrefed_) {
+    if (stopping_ && !listener_open_ && conns_.empty() && !unrefed_) {
       unrefed_ = true;
       this->Unref();
     }
   }
 
   uv_loop_t* loop_ = nullptr;
+  int listen_fd_ = -1;
   Stream* listener_ = nullptr;
   bool listener_open_ = false;
   bool unrefed_ = false;

@@ -61,6 +61,8 @@ class UwsgiServer : public StreamServer<UwsgiServer, UwsgiConn> {
   // A connection still sending its request is given its header timeout, even at stop.
   bool idle(UwsgiConn*) { return false; }
   bool between_requests(UwsgiConn*) { return false; }  // one request a connection
+  // uwsgi has no in-band way to say "broken": the reset (TCP) or a short Content-Length does.
+  void mark_cut(UwsgiConn*) {}
 
  private:
   // respond(connId, head: string (latin1) | null, body: Uint8Array | string (UTF-8) | null, end):

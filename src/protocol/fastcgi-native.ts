@@ -1,26 +1,21 @@
-// The FastCGI responder and authorizer with their sockets owned by the native bridge
-// (native/binding/fastcgi_server.cc): libuv accepts, reads and writes, and the bridge answers
-// what needs no application itself (GET_VALUES, unknown types and roles, FCGI_OVERLOADED, the
-// FCGI_END_REQUEST of an abort). This file receives each read's requests, body chunks and
-// aborts in one call and writes each response chunk in one call, with the request logic of
-// the net.Socket server in fastcgi.ts (TSGI_NATIVE_IO=0). Cross-language contract: the event
-// kinds and `respond`'s arguments, with fastcgi_server.cc.
+// The FastCGI responder and authorizer (DESIGN §2), with their sockets owned by the native
+// bridge (native/binding/fastcgi_server.cc): libuv accepts, reads and writes, and the bridge
+// answers what needs no application itself (GET_VALUES, unknown types and roles,
+// FCGI_OVERLOADED, the FCGI_END_REQUEST of an abort). This file receives each read's
+// requests, body chunks and aborts in one call and writes each response chunk in one call.
+// Cross-language contract: the event kinds and `respond`'s arguments, with fastcgi_server.cc.
 
 import { TsgiInput } from "../gateway/input.ts";
-import { EVENT, binding, nativeServers, type RawEvents } from "../native.ts";
+import { EVENT, binding, checkListener, type RawEvents } from "../native.ts";
 import { coded, parseContentLength } from "./connection.ts";
 import { OpenRequests, connectionEvent, nativeSink, slice } from "./native-listener.ts";
 import type { Site } from "./site.ts";
-import type { NativeListener } from "./uwsgi-native.ts";
+import type { NativeListener } from "./native-listener.ts";
 
 const FCGI_AUTHORIZER = 2;
 
-/**
- * Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge; null
- * when the bridge has no server (the caller then uses the net.Socket server).
- */
-export function serveFastCgiNatively(site: Site, fd: number, isPipe: boolean): NativeListener | null {
-  if (!nativeServers.available) return null;
+/** Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge. */
+export function serveFastCgi(site: Site, fd: number, isPipe: boolean): NativeListener {
   const requests = new OpenRequests();
   const SERVER_EVENT = binding.serverEvents;
   const peerOf = (conn: number) => native.peer(conn) || "fastcgi peer";
@@ -60,6 +55,7 @@ export function serveFastCgiNatively(site: Site, fd: number, isPipe: boolean): N
     }
   };
 
+  checkListener(fd, site.headerTimeout, site.maxConnections, site.maxParams);
   const native = new binding.FastCgiServer(fd, isPipe, site.headerTimeout, site.maxConnections, onEvents, site.maxParams, site.maxRequests);
 
   function request(conn: number, id: number, params: string[], role: number): void {
@@ -88,10 +84,5 @@ export function serveFastCgiNatively(site: Site, fd: number, isPipe: boolean): N
     site.serve(params, input, sink, req.controller, meta);
   }
 
-  return {
-    close: () => native.close(),
-    get connections() {
-      return native.connections;
-    },
-  };
+  return native;
 }

@@ -12,6 +12,15 @@ import { EVENT, binding, codecError, type RawEvents } from "../native.ts";
 import { clientGone, codecErrorLine, headerTimeoutLine } from "./connection.ts";
 import type { Site } from "./site.ts";
 
+/** A listening socket served by the native bridge, as the worker drives it. */
+export interface NativeListener {
+  /** Stop accepting; accepted connections are served, idle ones closed. */
+  close(): void;
+  /** Stop (true) or resume accepting new connections; false when accepting could not resume. */
+  pauseAccept(paused: boolean): boolean;
+  readonly connections: number;
+}
+
 export interface NativeRequest {
   readonly conn: number;
   readonly id: number;
@@ -20,6 +29,8 @@ export interface NativeRequest {
   /** The response ended (or was cut, or the connection is gone): nothing more is sent. */
   ended: boolean;
   drain: { resolve: () => void; reject: (err: Error) => void } | null;
+  /** Bytes of the response still queued when the connection went (never sent). */
+  unsent: number;
 }
 
 /**
@@ -31,7 +42,7 @@ export class OpenRequests {
   readonly #byConn = new Map<number, NativeRequest[]>();
 
   open(conn: number, id: number, input: TsgiInput): NativeRequest {
-    const req: NativeRequest = { conn, id, input, controller: new RequestAbort(), ended: false, drain: null };
+    const req: NativeRequest = { conn, id, input, controller: new RequestAbort(), ended: false, drain: null, unsent: 0 };
     const onConn = this.#byConn.get(conn);
     if (onConn) onConn.push(req);
     else this.#byConn.set(conn, [req]);
@@ -63,11 +74,16 @@ export class OpenRequests {
     req.drain?.reject(err);
   }
 
-  /** The connection is gone: every request open on it is aborted. */
-  abortConnection(conn: number, reason: string): void {
+  /** The connection is gone (with `unsent` bytes still queued on it): every request open on it is aborted. */
+  abortConnection(conn: number, reason: string, unsent = 0): void {
     const onConn = this.#byConn.get(conn);
     if (!onConn) return;
-    for (const req of [...onConn]) this.abort(req, reason);
+    for (const req of [...onConn]) {
+      // FastCGI may multiplex: the queued bytes are the last writer's, but nginx and Apache
+      // send one request at a time, and the count is only the access log's.
+      req.unsent = unsent;
+      this.abort(req, reason);
+    }
   }
 
   /** DRAIN: the responses waiting on the connection may write again. */
@@ -115,6 +131,7 @@ export function nativeSink(
       requests.close(req);
       cut();
     },
+    unsent: () => req.unsent,
   };
 }
 
@@ -138,7 +155,7 @@ export function connectionEvent(site: Site, requests: OpenRequests, conn: number
       if (ev[i + 1] !== 1) site.log.info(headerTimeoutLine(peer, timeoutCode, site.headerTimeout));
       return true;
     case binding.serverEvents.CLOSE:
-      requests.abortConnection(conn, "connection closed");
+      requests.abortConnection(conn, "connection closed", ev[i + 1] as number);
       return true;
     case binding.serverEvents.DRAIN:
       requests.drained(conn);

@@ -1,27 +1,15 @@
-// The uwsgi server with its sockets owned by the native bridge (native/binding/
+// The uwsgi server (DESIGN §2), with its sockets owned by the native bridge (native/binding/
 // uwsgi_server.cc): libuv accepts, reads and writes; this file receives each read's events in
-// one call and answers each write in one call, with the same request logic as the net.Socket
-// server in uwsgi.ts (which stays for platforms or handles the native side cannot take).
+// one call and answers each write in one call.
 // Cross-language contract: the event kinds and `respond`'s arguments, with uwsgi_server.cc.
 
 import { TsgiInput } from "../gateway/input.ts";
-import { EVENT, binding, nativeServers, type RawEvents } from "../native.ts";
-import { coded } from "./connection.ts";
-import { OpenRequests, connectionEvent, nativeSink, slice } from "./native-listener.ts";
+import { EVENT, binding, checkListener, type RawEvents } from "../native.ts";
+import { OpenRequests, connectionEvent, nativeSink, slice, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
-export interface NativeListener {
-  /** Stop accepting; accepted connections are served. */
-  close(): void;
-  readonly connections: number;
-}
-
-/**
- * Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge; null
- * when the bridge has no server (the caller then uses the net.Socket server).
- */
-export function serveUwsgiNatively(site: Site, fd: number, isPipe: boolean): NativeListener | null {
-  if (!nativeServers.available) return null;
+/** Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge. */
+export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListener {
   const requests = new OpenRequests();
   const SERVER_EVENT = binding.serverEvents;
 
@@ -48,6 +36,7 @@ export function serveUwsgiNatively(site: Site, fd: number, isPipe: boolean): Nat
     }
   };
 
+  checkListener(fd, site.headerTimeout, site.maxConnections, site.maxParams);
   const native = new binding.UwsgiServer(fd, isPipe, site.headerTimeout, site.maxConnections, onEvents, site.maxParams);
 
   function request(conn: number, vars: string[], contentLength: number): void {
@@ -69,10 +58,5 @@ export function serveUwsgiNatively(site: Site, fd: number, isPipe: boolean): Nat
     site.serve(vars, input, sink, req.controller, meta);
   }
 
-  return {
-    close: () => native.close(),
-    get connections() {
-      return native.connections;
-    },
-  };
+  return native;
 }
