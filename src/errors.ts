@@ -132,6 +132,11 @@ export const ERRORS = {
     httpStatus: 413,
     fix: "Raise the site's max-body, or send a smaller body.",
   },
+  TSGI_ERR_APP_BODY_INCOMPLETE: {
+    message: "the request body ended after {received} of its {expected} bytes (CONTENT_LENGTH)",
+    httpStatus: 400,
+    fix: "The front server ended the body before its declared length (a FastCGI FCGI_STDIN end too early): the request is not whole, and is answered 400 when the application lets the error through.",
+  },
   TSGI_ERR_APP_TIMEOUT: {
     message: "the request ran longer than request-timeout ({timeout})",
     httpStatus: 504,
@@ -152,7 +157,7 @@ export const ERRORS = {
   TSGI_ERR_APP_CONTRACT: {
     message: "the application broke the TSGI contract: {reason}",
     httpStatus: 500,
-    fix: "Reported by validate(): the message says which rule (DESIGN §1) the application broke.",
+    fix: "Reported by validate(): the message says which rule of the interface (docs/interface.md) the application broke.",
   },
   TSGI_ERR_ENVIRON_CONTRACT: {
     message: "the server broke the TSGI contract: {reason}",
@@ -199,10 +204,19 @@ export const ERRORS = {
     message: "site {site}: a worker failed to start: {reason}",
     fix: "Fix the error shown (usually the application's import), then reload.",
   },
+  // ---- the master ----
+  TSGI_ERR_MASTER_SOCKET_IN_USE: {
+    message: "unix socket {path} is in use: {reason}",
+    fix: "Another process (another tsgi, or another server) answers on that path: stop it, or give this site a socket of its own. A stale socket file that nothing answers on (left by a crash) is replaced by itself.",
+  },
+  TSGI_ERR_MASTER_LISTEN: {
+    message: "cannot listen on {address}: {reason}",
+    fix: "EADDRINUSE: another process holds the address (`ss -ltnp` names it); EACCES: a port below 1024 needs root, a unix socket a folder the master may write.",
+  },
   // ---- native bridge ----
   TSGI_ERR_NATIVE_LOAD: {
-    message: "cannot load the native bridge ({reason})",
-    fix: "Run `npm rebuild tsgi` (it needs python3, make and g++), or `npm run build:cmake` in a checkout.",
+    message: "the native bridge does not load ({reason}): build it with `npm rebuild tsgi` (or `npm run build:native` in a clone of tsgi)",
+    fix: "Run `npm rebuild tsgi` (it needs python3, make and g++), or `npm run build:native` in a checkout.",
   },
   TSGI_ERR_NATIVE_ARGUMENT: {
     message: "invalid argument to the native bridge: {reason}",
@@ -217,13 +231,16 @@ export interface TsgiError extends Error {
   details: Record<string, unknown>;
 }
 
-/** Builds the error for `code`, filling `{name}` placeholders from `details`. */
-export function tsgiError(code: ErrorCode, details: Record<string, unknown> = {}): TsgiError {
+/**
+ * Builds the error for `code`, filling `{name}` placeholders from `details`; `cause` is the
+ * error behind it (the error log prints the application's frames of it).
+ */
+export function tsgiError(code: ErrorCode, details: Record<string, unknown> = {}, cause?: unknown): TsgiError {
   const spec: ErrorSpec = ERRORS[code];
   const message = spec.message.replace(/\{(\w+)\}/g, (whole, name: string) =>
     name in details ? String(details[name]) : whole,
   );
-  return Object.assign(new Error(message), { code, details });
+  return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { code, details });
 }
 
 /** Maps a native decoder status name (native/status.h) to its code. */

@@ -26,7 +26,8 @@ export class TsgiInput implements AsyncIterable<Uint8Array> {
   #discarding = false;
   #paused = false;
   #error: Error | null = null;
-  #wake: (() => void) | null = null;
+  /** Readers waiting for bytes: every one is woken (two readers at once must both go on). */
+  #waiters: (() => void)[] = [];
 
   /**
    * `contentLength` null: the body ends when the protocol says so (`finish`). `maxBody` (0 =
@@ -80,8 +81,16 @@ export class TsgiInput implements AsyncIterable<Uint8Array> {
     this.#notify();
   }
 
-  /** The body's stream ended (STDIN_END, BODY_END, the HTTP request's end). */
+  /**
+   * The body's stream ended (STDIN_END, BODY_END, the HTTP request's end). Short of its
+   * CONTENT_LENGTH it is not a body: readers get TSGI_ERR_APP_BODY_INCOMPLETE once they reach
+   * the missing part (a FastCGI peer may end FCGI_STDIN early; the request is not whole).
+   */
   finish(): void {
+    if (this.#ended) return;
+    if (this.#limit !== Number.POSITIVE_INFINITY && this.#received < this.#limit && !this.#error) {
+      this.#error = tsgiError("TSGI_ERR_APP_BODY_INCOMPLETE", { received: this.#received, expected: this.#limit });
+    }
     this.#ended = true;
     this.#notify();
   }
@@ -112,7 +121,8 @@ export class TsgiInput implements AsyncIterable<Uint8Array> {
   async read(size?: number): Promise<Uint8Array> {
     if (size === undefined || size < 0) {
       while (!this.#ended) await this.#wait();
-      this.#check();
+      // "All of the rest" cannot be given when part of it never came.
+      if (this.#error) throw this.#error;
       return this.#take(this.#buffered);
     }
     if (size === 0) return EMPTY;
@@ -169,14 +179,15 @@ export class TsgiInput implements AsyncIterable<Uint8Array> {
     if (this.#error) return Promise.reject(this.#error);
     this.#resume();
     return new Promise((resolve) => {
-      this.#wake = resolve;
+      this.#waiters.push(resolve);
     });
   }
 
   #notify(): void {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
+    if (this.#waiters.length === 0) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
   }
 
   #maybeResume(): void {

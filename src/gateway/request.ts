@@ -1,10 +1,13 @@
-// One request's life once its environ is built (DESIGN §1): calls the application, iterates
-// its body into the protocol's sink, turns an exception into a 500 (before the head went
-// out) or a cut connection (after), answers 504 when a timeout aborts a request that sent
-// nothing, keeps HEAD/204/304 bodies off the wire, and calls the body's close() exactly once
-// on every path. The protocol servers own the sockets; this file owns the order of things.
+// One request's life once its environ is built (DESIGN §1): calls the application, sends its
+// body to the protocol's sink chunk by chunk as the body yields it (never one ahead: a slow
+// generator's first chunk goes out at once, and an exception after it is a cut, not a 500),
+// turns an exception into a 500 (before the head went out) or a cut connection (after),
+// answers 504 when a timeout aborts a request that sent nothing, keeps HEAD/204/304 bodies off
+// the wire, finishes the body's iterator (`return()`, so a generator's `finally` runs) and
+// calls the body's close() exactly once on every path. The protocol servers own the sockets;
+// this file owns the order of things.
 
-import { tsgiError, type TsgiError } from "../errors.ts";
+import { tsgiError, type ErrorCode, type TsgiError } from "../errors.ts";
 import type { Body, Chunk, Environ } from "./environ.ts";
 import type { RequestAbort } from "./abort.ts";
 import { ResponseHead, toBytes, type StartResponse } from "./start-response.ts";
@@ -21,6 +24,8 @@ export interface ResponseSink {
   send(head: ResponseHead, chunk: Uint8Array | null, last: boolean): void | Promise<void>;
   /** Ends the response without a clean end (no FCGI_END_REQUEST, no final chunk). */
   abort(): void;
+  /** Bytes handed to `send` that never reached the peer (the connection went first). */
+  unsent?(): number;
 }
 
 export interface RequestLog {
@@ -43,6 +48,16 @@ export interface RequestOutcome {
 }
 
 const ABORTED = Symbol("aborted");
+type Aborted = typeof ABORTED;
+
+/**
+ * Errors of the request's input that the client caused: answered with their status when
+ * nothing was sent yet, like the checks made before the application runs.
+ */
+const CLIENT_ERRORS: Partial<Record<ErrorCode, [number, string]>> = {
+  TSGI_ERR_APP_BODY_TOO_LARGE: [413, "Content Too Large"],
+  TSGI_ERR_APP_BODY_INCOMPLETE: [400, "Bad Request"],
+};
 
 function noBodyAllowed(method: string, code: number): boolean {
   return method === "HEAD" || code < 200 || code === 204 || code === 304;
@@ -58,50 +73,214 @@ function checkBody(body: unknown): asserts body is Body {
   }
 }
 
-export async function runRequest(app: Application, environ: Environ, sink: ResponseSink, opts: RequestOptions): Promise<RequestOutcome> {
-  const { abort: signal, log } = opts;
-  const method = environ.REQUEST_METHOD;
-  let bytes = 0;
-  let sinkFailed = false;
-  const send = (chunk: Uint8Array | null, last: boolean) => {
-    if (chunk) bytes += chunk.length;
-    const r = sink.send(head, chunk, last);
-    if (r) return r.catch((err: unknown) => {
-      sinkFailed = true;
-      throw err;
-    });
-    return undefined;
-  };
-  const head = new ResponseHead((chunk) => {
-    // The legacy write() is synchronous: its backpressure is the sink's to absorb.
-    if (chunk.length === 0) return;
-    if (noBodyAllowed(method, head.code)) {
-      if (!head.sent) void send(null, false);
+function isThenable<T>(value: unknown): value is PromiseLike<T> {
+  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as PromiseLike<T>).then === "function";
+}
+
+export function runRequest(app: Application, environ: Environ, sink: ResponseSink, opts: RequestOptions): Promise<RequestOutcome> {
+  return new Exchange(environ, sink, opts).run(app);
+}
+
+/** One request and its response, from the application's call to the body's close(). */
+class Exchange {
+  readonly head: ResponseHead;
+  readonly #environ: Environ;
+  readonly #sink: ResponseSink;
+  readonly #abort: RequestAbort;
+  readonly #log: RequestLog;
+  readonly #debug: boolean;
+  readonly #method: string;
+  #bytes = 0;
+  /** The sink refused a send: the connection is gone (the protocol aborted the request). */
+  #sinkFailed = false;
+  /** Set once the run is over: a late legacy write() sends nothing. */
+  #over = false;
+  #body: Body | undefined = undefined;
+  #closed = false;
+  /** The body's iterator while it may hold resources: not exhausted, not thrown. */
+  #iterator: Iterator<Chunk> | AsyncIterator<Chunk> | null = null;
+  /** The last send still waiting for the socket; a later send goes after it. */
+  #pending: Promise<void> | null = null;
+
+  constructor(environ: Environ, sink: ResponseSink, opts: RequestOptions) {
+    this.#environ = environ;
+    this.#sink = sink;
+    this.#abort = opts.abort;
+    this.#log = opts.log;
+    this.#debug = opts.debug ?? false;
+    this.#method = environ.REQUEST_METHOD;
+    this.head = new ResponseHead(this);
+  }
+
+  async run(app: Application): Promise<RequestOutcome> {
+    try {
+      let called: Body | Promise<Body>;
+      try {
+        called = app(this.#environ, this.head.startResponse);
+      } catch (err) {
+        return await this.#failed(err);
+      }
+      let result: Body | Aborted = called as Body;
+      if (isThenable<Body>(called)) {
+        try {
+          result = await this.#race(called as Promise<Body>);
+        } catch (err) {
+          return await this.#failed(err);
+        }
+        if (result === ABORTED) {
+          // The application may still return a body later: it gets closed then.
+          Promise.resolve(called).then(
+            (late) => {
+              this.#body = late;
+              return this.#close();
+            },
+            () => undefined,
+          );
+          return await this.#aborted();
+        }
+      }
+      this.#body = result;
+      checkBody(result);
+      const ended = await this.#iterate(result);
+      if (this.#sinkFailed || this.#abort.aborted) return await this.#aborted();
+      if (!ended) {
+        if (this.head.status === null) throw tsgiError("TSGI_ERR_APP_NO_START_RESPONSE", {});
+        const r = this.#send(null, true);
+        if (r) await this.#race(r);
+        if (this.#sinkFailed || this.#abort.aborted) return await this.#aborted();
+      }
+      return { status: this.head.code, bytes: this.#bytes, end: "complete" };
+    } catch (err) {
+      return await this.#failed(err);
+    } finally {
+      this.#over = true;
+      const finishing = this.#finishIteration();
+      if (finishing) await finishing;
+      const closing = this.#close();
+      if (closing) await closing;
+    }
+  }
+
+  /** The legacy write() of start_response: sent at once, or after the sends still waiting. */
+  write(chunk: Uint8Array): void {
+    if (this.#over || chunk.length === 0) return;
+    if (noBodyAllowed(this.#method, this.head.code)) {
+      if (!this.head.sent) void this.#send(null, false);
       return;
     }
-    void send(chunk, false);
-  });
+    // The promise never rejects (#send records a failed send): nothing is left unhandled.
+    void this.#send(chunk, false);
+  }
 
-  let body: Body | undefined;
-  let closed = false;
-  // close() of the body, once; a promise only when there is one to wait for.
-  const close = (): Promise<void> | undefined => {
-    if (closed || !body || typeof body.close !== "function") return undefined;
-    closed = true;
-    try {
-      const r = body.close();
-      return r instanceof Promise ? r.catch((err: unknown) => log.error("the response body's close() threw", err)) : undefined;
-    } catch (err) {
-      log.error("the response body's close() threw", err);
-      return undefined;
+  /** Sends the body's chunks; true when the response already ended (its last send went out). */
+  async #iterate(body: Body): Promise<boolean> {
+    const abort = this.#abort;
+    if (Array.isArray(body)) {
+      // An array is known whole: its last chunk and the end of the response share one write
+      // (one FastCGI frame for a typical small response), at no cost of delay.
+      const n = body.length;
+      for (let i = 0; i < n; i++) {
+        if (abort.aborted) return false;
+        const over = this.#emit(body[i] as Chunk, i === n - 1);
+        if (over === true || (over !== false && (await over))) return true;
+      }
+      return n > 0;
     }
-  };
+    if (Symbol.asyncIterator in body) {
+      const it = (body as AsyncIterable<Chunk>)[Symbol.asyncIterator]();
+      this.#iterator = it;
+      for (;;) {
+        if (abort.aborted) return false;
+        let step: IteratorResult<Chunk> | Aborted;
+        try {
+          step = await this.#race(it.next());
+        } catch (err) {
+          this.#iterator = null; // a generator that threw is finished
+          throw err;
+        }
+        if (step === ABORTED) return false;
+        if (step.done) {
+          this.#iterator = null;
+          return false;
+        }
+        const over = this.#emit(step.value, false);
+        if (over === true || (over !== false && (await over))) return true;
+      }
+    }
+    const it = (body as Iterable<Chunk>)[Symbol.iterator]();
+    this.#iterator = it;
+    for (;;) {
+      if (abort.aborted) return false;
+      let step: IteratorResult<Chunk>;
+      try {
+        step = it.next();
+      } catch (err) {
+        this.#iterator = null;
+        throw err;
+      }
+      if (step.done) {
+        this.#iterator = null;
+        return false;
+      }
+      const over = this.#emit(step.value, false);
+      if (over === true || (over !== false && (await over))) return true;
+    }
+  }
 
-  // A wait that an abort cuts short. Only what is really pending pays for it: a synchronous
-  // application and writes that need no draining never make a promise here.
-  const race = <T>(p: T | Promise<T>): T | typeof ABORTED | Promise<T | typeof ABORTED> => {
-    if (!(p instanceof Promise)) return p;
-    return new Promise<T | typeof ABORTED>((resolve, reject) => {
+  /**
+   * Sends a body chunk; true when the response is over early (HEAD/204/304, the peer gone, or
+   * aborted). A promise only when the write has to wait for the socket to drain.
+   */
+  #emit(chunk: Chunk, last: boolean): boolean | Promise<boolean> {
+    const bytes = toBytes(chunk);
+    if (bytes.length === 0 && !last) return false;
+    if (this.head.status === null) throw tsgiError("TSGI_ERR_APP_NO_START_RESPONSE", {});
+    // HEAD/1xx/204/304: the head and nothing else; no need to generate the rest.
+    const headOnly = noBodyAllowed(this.#method, this.head.code);
+    const r = headOnly ? this.#send(null, true) : this.#send(bytes.length > 0 ? bytes : null, last);
+    if (!r) return headOnly || this.#sinkFailed;
+    return Promise.resolve(this.#race(r)).then((x) => headOnly || x === ABORTED || this.#sinkFailed);
+  }
+
+  /**
+   * Hands the head (first) and `chunk` to the sink, in order after any send still waiting for
+   * the socket. A promise while the socket drains; it never rejects: a refused send marks the
+   * exchange (#sinkFailed), and the protocol has aborted the request already.
+   */
+  #send(chunk: Uint8Array | null, last: boolean): void | Promise<void> {
+    if (this.#pending !== null) return this.#wait(this.#pending.then(() => this.#sendNow(chunk, last)));
+    return this.#sendNow(chunk, last);
+  }
+
+  #sendNow(chunk: Uint8Array | null, last: boolean): void | Promise<void> {
+    if (this.#sinkFailed) return undefined;
+    if (chunk) this.#bytes += chunk.length;
+    const r = this.#sink.send(this.head, chunk, last);
+    return r ? this.#wait(r) : undefined;
+  }
+
+  #wait(p: Promise<void>): Promise<void> {
+    const waiting: Promise<void> = p.then(
+      () => {
+        if (this.#pending === waiting) this.#pending = null;
+      },
+      () => {
+        this.#sinkFailed = true;
+        if (this.#pending === waiting) this.#pending = null;
+      },
+    );
+    this.#pending = waiting;
+    return waiting;
+  }
+
+  /**
+   * A wait that an abort cuts short. Only what is really pending pays for it: a synchronous
+   * application and writes that need no draining never make a promise here.
+   */
+  #race<T>(p: T | PromiseLike<T>): T | Aborted | Promise<T | Aborted> {
+    if (!isThenable<T>(p)) return p;
+    const signal = this.#abort;
+    return new Promise<T | Aborted>((resolve, reject) => {
       p.then(
         (v) => {
           signal.onAbort(null);
@@ -114,144 +293,82 @@ export async function runRequest(app: Application, environ: Environ, sink: Respo
       );
       signal.onAbort(() => resolve(ABORTED));
     });
-  };
-
-  try {
-    let called: Body | Promise<Body>;
-    try {
-      called = app(environ, head.startResponse);
-    } catch (err) {
-      return await failed(err);
-    }
-    let result: Body | typeof ABORTED;
-    if (called instanceof Promise) {
-      try {
-        result = await race(called);
-      } catch (err) {
-        return await failed(err);
-      }
-    } else {
-      result = called;
-    }
-    if (result === ABORTED) {
-      // The application may still return a body later: it gets closed then.
-      void Promise.resolve(called).then(
-        (late) => {
-          body = late;
-          return close();
-        },
-        () => undefined,
-      );
-      return aborted();
-    }
-    body = result;
-    checkBody(body);
-
-    let done = false;
-    // Sends a chunk; true when the response is over early (HEAD/204/304, or aborted). A
-    // promise only when the write has to wait for the socket to drain.
-    const emit = (chunk: Chunk, last: boolean): boolean | Promise<boolean> => {
-      const bytesOf = toBytes(chunk);
-      if (bytesOf.length === 0 && !last) return false;
-      if (head.status === null) throw tsgiError("TSGI_ERR_APP_NO_START_RESPONSE", {});
-      if (noBodyAllowed(method, head.code)) {
-        // HEAD/1xx/204/304: the head and nothing else; no need to generate the rest.
-        const r = send(null, true);
-        return r ? Promise.resolve(race(r)).then(() => true) : true;
-      }
-      const r = send(bytesOf.length > 0 ? bytesOf : null, last);
-      return r ? Promise.resolve(race(r)).then((x) => x === ABORTED) : false;
-    };
-
-    if (Symbol.asyncIterator in body) {
-      const it = (body as AsyncIterable<Chunk>)[Symbol.asyncIterator]();
-      for (;;) {
-        if (signal.aborted) break;
-        const r = await race(it.next());
-        if (r === ABORTED) break;
-        if (r.done) break;
-        const over = emit(r.value, false);
-        if (over === true || (over !== false && (await over))) {
-          done = true;
-          break;
-        }
-      }
-    } else {
-      // A sync iterable: looking one chunk ahead lets the last chunk and the end of the
-      // response share one write (one FastCGI frame for a typical small response).
-      const it = (body as Iterable<Chunk>)[Symbol.iterator]();
-      let cur = it.next();
-      while (!cur.done && !signal.aborted) {
-        const next = it.next();
-        const over = emit(cur.value, next.done === true);
-        if (over === true || (over !== false && (await over))) {
-          done = true;
-          break;
-        }
-        if (next.done) done = true;
-        cur = next;
-      }
-    }
-    if (signal.aborted) return aborted();
-    if (!done) {
-      if (head.status === null) throw tsgiError("TSGI_ERR_APP_NO_START_RESPONSE", {});
-      const r = send(null, true);
-      if (r) await race(r);
-      if (signal.aborted) return aborted();
-    }
-    return { status: head.code, bytes, end: "complete" };
-  } catch (err) {
-    return await failed(err);
-  } finally {
-    const closing = close();
-    if (closing) await closing;
   }
 
-  function aborted(): Promise<RequestOutcome> | RequestOutcome {
-    const reason = signal.reason as TsgiError | undefined;
-    if (reason?.code === "TSGI_ERR_APP_TIMEOUT" && !head.sent && !sinkFailed) {
-      return errorResponse(504, "Gateway Timeout", "the application did not answer in time\n").then(() => ({
+  /** The body's iterator, left before its end, is told so: return() runs a generator's finally. */
+  #finishIteration(): void | Promise<unknown> {
+    const it = this.#iterator;
+    this.#iterator = null;
+    if (!it || typeof it.return !== "function") return undefined;
+    const failed = (err: unknown) => this.#log.error("the response body's iterator threw while finishing", err);
+    try {
+      const r = it.return();
+      if (isThenable(r)) return Promise.resolve(this.#race(r)).then(undefined, failed);
+    } catch (err) {
+      failed(err);
+    }
+    return undefined;
+  }
+
+  /** close() of the body, once; a promise only when there is one to wait for. */
+  #close(): Promise<void> | undefined {
+    const body = this.#body;
+    if (this.#closed || !body || typeof body.close !== "function") return undefined;
+    this.#closed = true;
+    try {
+      const r = body.close();
+      return isThenable(r) ? Promise.resolve(r).catch((err: unknown) => this.#log.error("the response body's close() threw", err)) : undefined;
+    } catch (err) {
+      this.#log.error("the response body's close() threw", err);
+      return undefined;
+    }
+  }
+
+  #aborted(): Promise<RequestOutcome> | RequestOutcome {
+    const reason = this.#abort.reason as TsgiError | undefined;
+    if (reason?.code === "TSGI_ERR_APP_TIMEOUT" && !this.head.sent && !this.#sinkFailed) {
+      return this.#errorResponse(504, "Gateway Timeout", "the application did not answer in time\n").then(() => ({
         status: 504,
-        bytes,
+        bytes: this.#bytes,
         end: "error" as const,
       }));
     }
-    sink.abort();
-    return { status: head.status === null ? 499 : head.code, bytes, end: "aborted" };
+    this.#sink.abort();
+    const bytes = Math.max(0, this.#bytes - (this.#sink.unsent?.() ?? 0));
+    return { status: this.head.status === null ? 499 : this.head.code, bytes, end: "aborted" };
   }
 
-  async function errorResponse(code: number, reason: string, text: string): Promise<void> {
-    const payload = head.plainText(code, reason, text);
-    bytes = 0;
-    await send(method === "HEAD" ? null : payload, true);
+  async #errorResponse(code: number, reason: string, text: string): Promise<void> {
+    const payload = this.head.plainText(code, reason, text);
+    this.#bytes = 0;
+    const r = this.#send(this.#method === "HEAD" ? null : payload, true);
+    if (r) await r;
   }
 
-  async function failed(err: unknown): Promise<RequestOutcome> {
-    if (signal.aborted || sinkFailed) {
-      if (!sinkFailed) log.error("the application failed after the request was aborted", err);
-      return aborted();
+  /** An answer of the server's own (500, 413, 400); a cut when even that cannot be sent. */
+  async #answer(code: number, reason: string, text: string): Promise<RequestOutcome> {
+    await this.#errorResponse(code, reason, text);
+    if (this.#sinkFailed) {
+      this.#sink.abort();
+      return { status: code, bytes: 0, end: "aborted" };
     }
-    if ((err as TsgiError | null)?.code === "TSGI_ERR_APP_BODY_TOO_LARGE" && !head.sent) {
-      try {
-        await errorResponse(413, "Content Too Large", "Content Too Large\n");
-        return { status: 413, bytes, end: "error" };
-      } catch {
-        sink.abort();
-        return { status: 413, bytes, end: "aborted" };
-      }
+    return { status: code, bytes: this.#bytes, end: "error" };
+  }
+
+  async #failed(err: unknown): Promise<RequestOutcome> {
+    if (this.#abort.aborted || this.#sinkFailed) {
+      if (!this.#sinkFailed) this.#log.error("the application failed after the request was aborted", err);
+      return this.#aborted();
     }
-    log.error(`the application failed on ${method} ${String(environ.REQUEST_URI ?? environ.PATH_INFO)}`, err);
-    if (head.sent) {
-      sink.abort();
-      return { status: head.code, bytes, end: "aborted" };
+    const code = (err as TsgiError | null)?.code;
+    const clientError = code === undefined ? undefined : CLIENT_ERRORS[code];
+    if (clientError && !this.head.sent) return this.#answer(clientError[0], clientError[1], `${clientError[1]}\n`);
+    this.#log.error(`the application failed on ${this.#method} ${String(this.#environ.REQUEST_URI ?? this.#environ.PATH_INFO)}`, err);
+    if (this.head.sent) {
+      this.#sink.abort();
+      return { status: this.head.code, bytes: Math.max(0, this.#bytes - (this.#sink.unsent?.() ?? 0)), end: "aborted" };
     }
-    const detail = opts.debug ? `\n\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n` : "\n";
-    try {
-      await errorResponse(500, "Internal Server Error", `Internal Server Error${detail}`);
-    } catch {
-      sink.abort();
-      return { status: 500, bytes, end: "aborted" };
-    }
-    return { status: 500, bytes, end: "error" };
+    const detail = this.#debug ? `\n\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n` : "\n";
+    return this.#answer(500, "Internal Server Error", `Internal Server Error${detail}`);
   }
 }

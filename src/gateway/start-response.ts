@@ -53,7 +53,6 @@ export function checkResponseHead(status: unknown, headers: unknown): asserts he
   }
 }
 
-/** The state of one response's head, shared by start_response and the server that sends it. */
 /** Chunk bytes: strings are sent as UTF-8 (DESIGN §1). */
 export function toBytes(chunk: Chunk): Uint8Array {
   if (typeof chunk === "string") return Buffer.from(chunk, "utf8");
@@ -61,16 +60,25 @@ export function toBytes(chunk: Chunk): Uint8Array {
   throw tsgiError("TSGI_ERR_RESPONSE_CHUNK", { type: chunk === null ? "null" : typeof chunk });
 }
 
+/** Where the legacy write() sends its chunk (and the head before it): the request runner. */
+export interface LegacyWriter {
+  write(chunk: Uint8Array): void;
+}
+
+const NO_WRITER: LegacyWriter = { write() {} };
+
+/** The state of one response's head, shared by start_response and the server that sends it. */
 export class ResponseHead {
   status: string | null = null;
+  /** The status code of `status` (0 until it is set). */
+  code = 0;
   headers: Headers = [];
   /** Set by the server once the head went to the wire. */
   sent = false;
-  /** The legacy write(): the server sends its chunk (and the head before it) at once. */
-  #write: (chunk: Uint8Array) => void;
+  readonly #writer: LegacyWriter;
 
-  constructor(write: (chunk: Uint8Array) => void) {
-    this.#write = write;
+  constructor(writer: LegacyWriter = NO_WRITER) {
+    this.#writer = writer;
   }
 
   readonly startResponse: StartResponse = (status, headers, excInfo) => {
@@ -81,21 +89,18 @@ export class ResponseHead {
     }
     checkResponseHead(status, headers);
     this.status = status;
+    this.code = parseInt(status, 10);
     this.headers = headers.map(([n, v]) => [n, v]);
     return this.#legacyWrite;
   };
 
-  readonly #legacyWrite: Write = (chunk) => this.#write(toBytes(chunk));
-
-  /** The status code as a number (the head must have been started). */
-  get code(): number {
-    return parseInt(this.status!, 10);
-  }
+  readonly #legacyWrite: Write = (chunk) => this.#writer.write(toBytes(chunk));
 
   /** Makes this the head of a short plain-text answer the server gives itself (400, 500, 504…); returns its body. */
   plainText(code: number, reason: string, text: string): Buffer {
     const payload = Buffer.from(text, "utf8");
     this.status = `${code} ${reason}`;
+    this.code = code;
     this.headers = [
       ["Content-Type", "text/plain; charset=utf-8"],
       ["Content-Length", String(payload.length)],
