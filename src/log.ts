@@ -1,8 +1,11 @@
 // The logs a site writes: an error log of plain lines (time, level, site, message — what
-// nginx and PHP-FPM operators grep) and an access log in common log format with the
-// duration appended. Both go to a stream given by the caller (stderr / stdout by default).
+// nginx and PHP-FPM operators grep; an error is one line with its code, and the stack of the
+// application's own frames under it) and an access log in common log format with the
+// duration appended. Each goes to a destination: the process's stderr / stdout ("-"), a file
+// (appended, and reopened on SIGUSR1 for logrotate), or nowhere ("off").
 
-import { format } from "node:util";
+import { closeSync, fchownSync, openSync, writeSync } from "node:fs";
+import { ROOT } from "./paths.ts";
 
 export interface Logger {
   error(message: string, err?: unknown): void;
@@ -23,9 +26,83 @@ export interface AccessEntry {
   user?: string;
 }
 
+export interface LogSink {
+  write(data: string | Uint8Array): unknown;
+}
+
 export interface LogStreams {
-  error: { write(line: string): unknown };
-  access: { write(bytes: Uint8Array): unknown } | null;
+  error: LogSink;
+  access: LogSink | null;
+}
+
+/**
+ * A log file, opened for appending. `reopen()` opens the path again (after logrotate moved
+ * the file away) and closes the old descriptor; a write that fails is dropped: a full disk
+ * must not stop the site.
+ */
+export class LogFile implements LogSink {
+  readonly path: string;
+  #fd: number;
+
+  constructor(path: string) {
+    this.path = path;
+    this.#fd = openSync(path, "a", 0o640);
+  }
+
+  write(data: string | Uint8Array): void {
+    try {
+      const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+      for (let at = 0; at < bytes.length; ) at += writeSync(this.#fd, bytes, at);
+    } catch {
+      // nowhere left to say it
+    }
+  }
+
+  reopen(): void {
+    const fd = openSync(this.path, "a", 0o640);
+    closeSync(this.#fd);
+    this.#fd = fd;
+  }
+}
+
+const files = new Map<string, LogFile>();
+
+/**
+ * Where a log goes, as the settings spell it: "-" is `stdio` (the process's own stdout or
+ * stderr), "off" nowhere (null), anything else a file path (one LogFile per path).
+ */
+export function logDestination(where: string, stdio: LogSink): LogSink | null {
+  if (where === "-") return stdio;
+  if (where === "off") return null;
+  let file = files.get(where);
+  if (!file) files.set(where, (file = new LogFile(where)));
+  return file;
+}
+
+/** SIGUSR1: every log file of this process opened again. Returns the errors (path: reason). */
+export function reopenLogFiles(): string[] {
+  const failed: string[] = [];
+  for (const f of files.values()) {
+    try {
+      f.reopen();
+    } catch (err) {
+      failed.push(`${f.path}: ${(err as Error).message}`);
+    }
+  }
+  return failed;
+}
+
+/**
+ * Makes sure a log file exists and belongs to `owner` (the site's user) before workers that
+ * run as that user open it: the master does this at start and before each reopen.
+ */
+export function prepareLogFile(path: string, owner: { uid: number; gid: number } | null): void {
+  const fd = openSync(path, "a", 0o640);
+  try {
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -44,12 +121,59 @@ function clfTime(): string {
   return clfText;
 }
 
-function describe(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return `${code ? `${String(code)}: ` : ""}${err.stack ?? err.message}`;
+// Frames of tsgi itself, of Node and of dependencies: not the application's own.
+const FOREIGN_FRAME = new RegExp(
+  [/\(node:/.source, /at node:/.source, /\/node_modules\//.source, ...["src", "dist", "bin"].map((d) => escapeRegExp(`${ROOT}/${d}/`))].join("|"),
+);
+const MAX_FRAMES = 10;
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** The "    at …" lines of `stack` that are the application's own (at most ten). */
+export function applicationFrames(stack: string | undefined): string[] {
+  if (!stack) return [];
+  const frames: string[] = [];
+  for (const line of stack.split("\n")) {
+    if (!/^\s+at /.test(line) || FOREIGN_FRAME.test(line)) continue;
+    frames.push(`    ${line.trim()}`);
+    if (frames.length === MAX_FRAMES) break;
   }
-  return format("%o", err);
+  return frames;
+}
+
+/** An error's one-line summary: its code (when it has one, once) and its message, on one line. */
+export function summarize(err: unknown): string {
+  if (!(err instanceof Error)) return typeof err === "string" ? err : JSON.stringify(err) ?? String(err);
+  const code = (err as { code?: unknown }).code;
+  const first = err.message.trim().replace(/\s*\n\s*/g, " ");
+  // Node's system errors already start with their code ("EACCES: permission denied, …").
+  if (typeof code === "string" && !first.startsWith(code)) return `${code}: ${first}`;
+  if (typeof code === "string") return first;
+  return `${err.name}: ${first}`;
+}
+
+/** An error as the error log writes it: the summary, then the application's own frames. */
+export function describeError(err: unknown): string {
+  const frames = err instanceof Error ? applicationFrames((err.cause instanceof Error ? err.cause : err).stack) : [];
+  return [summarize(err), ...frames].join("\n");
+}
+
+// Bytes an access-log field may not carry as they are: a quote or backslash would end or
+// break the field, a control byte (CR, LF, ESC…) forge a line or drive a terminal. nginx's
+// default escaping writes them as \xHH, and so does tsgi, with every byte above 0x7E.
+const UNSAFE = /["\\\x00-\x1f\x7f-\xff]/;
+const UNSAFE_ALL = /["\\\x00-\x1f\x7f-\xff]/g;
+const HEX = "0123456789ABCDEF";
+
+/** A field of an access-log line, escaped as nginx escapes it (chars are bytes: latin1). */
+export function escapeField(text: string): string {
+  if (!UNSAFE.test(text)) return text;
+  return text.replace(UNSAFE_ALL, (c) => {
+    const b = c.charCodeAt(0) & 0xff;
+    return `\\x${HEX[b >> 4]}${HEX[b & 15]}`;
+  });
 }
 
 /** Longest an access line waits in memory before it is written (a crash loses at most this much). */
@@ -95,12 +219,14 @@ export function createLogger(site: string, streams: LogStreams = { error: proces
   };
   process.once("exit", flush);
   return {
-    error: (message, err) => line("error", err === undefined ? message : `${message}: ${describe(err)}`),
+    error: (message, err) => line("error", err === undefined ? message : `${message}: ${describeError(err)}`),
     warn: (message) => line("warn", message),
     info: (message) => line("info", message),
     access: (e) => {
       if (!streams.access) return;
-      append(`${e.remoteAddr || "-"} - ${e.user || "-"} [${clfTime()}] "${e.method} ${e.uri} ${e.protocol}" ${e.status} ${e.bytes || "-"} ${e.durationMs.toFixed(3)}ms\n`);
+      append(
+        `${escapeField(e.remoteAddr) || "-"} - ${e.user ? escapeField(e.user) : "-"} [${clfTime()}] "${escapeField(e.method)} ${escapeField(e.uri)} ${escapeField(e.protocol)}" ${e.status} ${e.bytes || "-"} ${e.durationMs.toFixed(3)}ms\n`,
+      );
     },
   };
 }
