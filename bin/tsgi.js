@@ -3,6 +3,11 @@
 // that bundle is at least as new as every file in src/ (`npm run build:js`, run by
 // `npm install`), else from src/ through tsx; a site's TypeScript application gets tsx
 // either way (src/daemon/app.ts).
+// SIGUSR1 reopens the log files (logrotate), never Node's inspector: without a listener, Node
+// opens a debugger on 127.0.0.1:9229 on that signal, which run as root is a way in. The
+// listener goes first, before anything else loads; the master and workers add the real one.
+process.on("SIGUSR1", () => undefined);
+
 import { readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";

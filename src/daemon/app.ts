@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { tsgiError } from "../errors.ts";
 import type { Application } from "../gateway/request.ts";
+import { importFailure } from "./app-error.ts";
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/;
 
@@ -57,7 +58,7 @@ export async function loadApplication(spec: string, cwd: string = process.cwd())
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    throw tsgiError("TSGI_ERR_APP_IMPORT", { module, reason: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    throw importFailure(module, url, err, cwd, tsxRegistered ? ["--import", import.meta.resolve("tsx")] : []);
   }
   let value: unknown = mod;
   for (const part of callable.split(".")) value = (value as Record<string, unknown> | undefined)?.[part];

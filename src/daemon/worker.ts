@@ -1,20 +1,22 @@
 // A worker process of a site's process group: imports the application before it accepts (a
-// site that cannot import fails at boot, not on its first request), accepts on the sockets
-// its master bound (descriptors 4, 5, … in `listen` order, inherited through the stdio
-// table), serves, and on "stop" stops accepting and lets requests in flight finish within
-// graceful-timeout.
+// site that cannot import fails at boot, not on its first request, and the master reports
+// why), accepts on the sockets its master bound (descriptors 4, 5, … in `listen` order,
+// inherited through the stdio table), serves, asks the master for its replacement when it
+// reached `max-requests`, sat idle for `inactivity-timeout` or caught an exception nothing
+// handled, and on "stop" (or when its master is gone) stops accepting and lets requests in
+// flight finish within graceful-timeout. No application behaviour and no client ends it.
 
-import type net from "node:net";
-import { createLogger } from "../log.ts";
+import type http from "node:http";
+import { createLogger, describeError, logDestination, reopenLogFiles, type Logger } from "../log.ts";
 import { binding } from "../native.ts";
-import { createFastCgiServer } from "../protocol/fastcgi.ts";
-import { serveFastCgiNatively } from "../protocol/fastcgi-native.ts";
+import { serveFastCgi } from "../protocol/fastcgi-native.ts";
 import { createHttpServer } from "../protocol/http.ts";
+import type { NativeListener } from "../protocol/native-listener.ts";
 import { Site } from "../protocol/site.ts";
-import { createUwsgiServer } from "../protocol/uwsgi.ts";
-import { serveUwsgiNatively, type NativeListener } from "../protocol/uwsgi-native.ts";
+import { serveUwsgi } from "../protocol/uwsgi-native.ts";
 import { loadApplication } from "./app.ts";
 import { parseListen } from "./listen.ts";
+import type { SiteSettings } from "./settings/index.ts";
 
 /**
  * glibc's trim threshold for a worker (native/binding/process.cc): 32 MiB of freed heap kept
@@ -30,33 +32,30 @@ export const WORKER_BOOT_ERROR = 3;
 export interface WorkerConfig {
   site: string;
   index: number;
-  app: string;
-  cwd: string;
-  listen: string[];
-  mount: string;
-  debug: boolean;
-  maxParams: number;
-  maxBody: number;
-  requestTimeout: number;
-  headerTimeout: number;
-  gracefulTimeout: number;
-  maxConnections: number;
   multiprocess: boolean;
+  settings: SiteSettings;
 }
 
+/** Worker → master, over the IPC channel. */
 export type WorkerMessage =
   | { type: "ready" }
-  | { type: "boot-error"; code: string; message: string };
+  /** `text`: the error as the error log writes it (code and message, the application's frames). */
+  | { type: "boot-error"; code: string; text: string }
+  /** Start my replacement, then stop me (max-requests, inactivity-timeout, an uncaught exception). */
+  | { type: "recycle"; reason: string };
+
+/** Master → worker. */
+export type MasterMessage = { type: "stop" } | { type: "reopen-logs" };
 
 function send(msg: WorkerMessage): void {
-  process.send?.(msg);
+  if (process.connected) process.send?.(msg);
 }
 
 /** The first inherited listening socket: fd 3 is the IPC channel to the master. */
 export const FIRST_LISTEN_FD = 4;
 
 /** Accepts on an inherited listening socket. */
-function listenOnFd(server: net.Server, fd: number): Promise<void> {
+function listenOnFd(server: http.Server, fd: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen({ fd }, () => {
@@ -66,83 +65,151 @@ function listenOnFd(server: net.Server, fd: number): Promise<void> {
   });
 }
 
+/** `max-requests` with up to 10 % jitter, so that a group's workers do not recycle at once. */
+function requestBudget(maxRequests: number): number {
+  if (maxRequests <= 0) return Number.POSITIVE_INFINITY;
+  return maxRequests + Math.floor(Math.random() * (Math.floor(maxRequests / 10) + 1));
+}
+
 export async function runWorker(cfg: WorkerConfig): Promise<void> {
+  const s = cfg.settings;
   process.title = `tsgi: ${cfg.site} worker ${cfg.index}`;
   const trim = Number(process.env.TSGI_MALLOC_TRIM ?? MALLOC_TRIM_BYTES);
   if (Number.isInteger(trim) && trim > 0 && trim < 2 ** 31) binding.mallocTrimThreshold(trim);
-  const log = createLogger(cfg.site);
+  const log = createLogger(cfg.site, {
+    error: logDestination(s["error-log"] ?? "-", process.stderr) ?? process.stderr,
+    access: logDestination(s["access-log"] ?? "-", process.stdout),
+  });
+
+  let recycling = false;
+  const recycle = (reason: string) => {
+    if (recycling) return;
+    recycling = true;
+    send({ type: "recycle", reason });
+  };
+  // Nothing an application does may end the worker and the requests in flight with it. A
+  // rejection nobody handles is logged; an uncaught exception may have left the process in
+  // any state, so the worker finishes what it serves and is replaced.
+  process.on("unhandledRejection", (reason) => {
+    log.error(`worker ${cfg.index}: a promise rejected and nothing handled it (the worker goes on)`, reason);
+  });
+  process.on("uncaughtException", (err) => {
+    log.error(`worker ${cfg.index}: an exception nothing caught; the worker finishes its requests and is replaced`, err);
+    recycle("an uncaught exception");
+  });
+
   let app;
   try {
-    if (cfg.cwd) process.chdir(cfg.cwd);
-    app = await loadApplication(cfg.app, process.cwd());
+    if (s.cwd) process.chdir(s.cwd);
+    app = await loadApplication(s.app ?? "", process.cwd());
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    log.error(`worker ${cfg.index} could not load ${cfg.app}`, err);
-    send({ type: "boot-error", code: e.code ?? "TSGI_ERR_APP_IMPORT", message: e.message ?? String(err) });
+    // The master writes it to the error log, once for the whole group.
+    send({ type: "boot-error", code: (err as { code?: string }).code ?? "TSGI_ERR_APP_IMPORT", text: describeError(err) });
     process.exit(WORKER_BOOT_ERROR);
   }
 
   const site = new Site({
     name: cfg.site,
     app,
-    mount: cfg.mount,
-    debug: cfg.debug,
-    maxParams: cfg.maxParams,
-    maxBody: cfg.maxBody,
-    requestTimeout: cfg.requestTimeout,
-    headerTimeout: cfg.headerTimeout,
-    maxConnections: cfg.maxConnections,
+    mount: s.mount ?? "",
+    debug: s.debug,
+    maxParams: s["max-params"],
+    maxBody: s["max-body"],
+    requestTimeout: s["request-timeout"],
+    headerTimeout: s["header-timeout"],
+    maxConnections: s["max-connections"],
+    concurrency: s.concurrency,
     multiprocess: cfg.multiprocess,
     log,
   });
-  const servers: net.Server[] = [];
+  const servers: http.Server[] = [];
   const natives: NativeListener[] = [];
-  for (const [i, text] of cfg.listen.entries()) {
+  for (const [i, text] of s.listen.entries()) {
     const spec = parseListen(text);
     const fd = FIRST_LISTEN_FD + i;
     // FastCGI and uwsgi sockets go to the native bridge (DESIGN §2): a net.Socket per
-    // connection costs more than a request. TSGI_NATIVE_IO=0 keeps them in node:net.
+    // connection costs more than a request. HTTP (development, no front server) is node:http.
     const isPipe = "path" in spec;
-    const native =
-      spec.protocol === "uwsgi" ? serveUwsgiNatively(site, fd, isPipe) : spec.protocol === "fastcgi" ? serveFastCgiNatively(site, fd, isPipe) : null;
-    if (native) {
-      natives.push(native);
-      continue;
+    if (spec.protocol === "fastcgi") natives.push(serveFastCgi(site, fd, isPipe));
+    else if (spec.protocol === "uwsgi") natives.push(serveUwsgi(site, fd, isPipe));
+    else {
+      const server = createHttpServer(site);
+      await listenOnFd(server, fd);
+      servers.push(server);
     }
-    const server =
-      spec.protocol === "fastcgi" ? createFastCgiServer(site) : spec.protocol === "uwsgi" ? createUwsgiServer(site) : createHttpServer(site);
-    await listenOnFd(server, fd);
-    servers.push(server);
   }
+  site.onSaturated = (saturated) => {
+    for (const n of natives) {
+      if (!n.pauseAccept(saturated)) log.error(`worker ${cfg.index}: cannot accept again after reaching concurrency`);
+    }
+  };
+  watchLifetime(site, s, log, cfg.index, recycle);
   send({ type: "ready" });
 
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    site.stopping = true;
-    // Requests in flight finish; connections close as they fall idle (Site.stopping); the
-    // process exits once every listener has closed and every connection is gone, so no
-    // response is cut in a write queue.
+    // Requests in flight finish; idle connections close; the process exits once every
+    // listener has closed and every connection is gone, so no response is cut in a queue.
     let open = servers.length;
-    for (const s of servers) {
-      s.close(() => open--);
-      (s as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+    for (const server of servers) {
+      server.close(() => open--);
+      server.closeIdleConnections();
     }
     for (const n of natives) n.close();
-    site.closeIdleConnections();
     setInterval(() => {
       if (open <= 0 && natives.every((n) => n.connections === 0)) process.exit(0);
     }, 10);
     setTimeout(() => {
       log.warn(`worker ${cfg.index} stops with ${site.inFlight} requests still in flight after graceful-timeout`);
       process.exit(0);
-    }, cfg.gracefulTimeout);
+    }, s["graceful-timeout"]).unref();
   };
-  process.on("message", (msg: { type?: string }) => {
+  process.on("message", (msg: MasterMessage) => {
     if (msg?.type === "stop") stop();
+    else if (msg?.type === "reopen-logs") reopen(log, cfg.index);
   });
+  // The master is gone (killed, even with -9): a worker without a master stops.
+  process.on("disconnect", stop);
   process.on("SIGTERM", stop);
+  process.on("SIGUSR1", () => reopen(log, cfg.index));
   // The master handles SIGINT for the whole group (a terminal sends it to every process).
   process.on("SIGINT", () => undefined);
+}
+
+function reopen(log: Logger, index: number): void {
+  for (const failure of reopenLogFiles()) log.error(`worker ${index} cannot reopen a log file: ${failure}`);
+}
+
+/** max-requests and inactivity-timeout: when either is reached, the worker asks to be replaced. */
+function watchLifetime(site: Site, s: SiteSettings, log: Logger, index: number, recycle: (reason: string) => void): void {
+  const budget = requestBudget(s["max-requests"]);
+  const idleMs = s["inactivity-timeout"];
+  let lastDone = 0;
+  let idleTimer: NodeJS.Timeout | null = null;
+  // As mod_wsgi's inactivity-timeout: counted from the end of the last request, so a worker
+  // that has served nothing since it started is never recycled for idling.
+  const checkIdle = () => {
+    idleTimer = null;
+    const idle = Date.now() - lastDone;
+    if (site.inFlight > 0) return;
+    if (idle >= idleMs) {
+      log.info(`worker ${index} idle for ${Math.round(idle / 1000)}s (inactivity-timeout): replacing it`);
+      recycle("inactivity-timeout");
+    } else {
+      idleTimer = setTimeout(checkIdle, idleMs - idle);
+      idleTimer.unref();
+    }
+  };
+  site.afterRequest = () => {
+    if (site.served >= budget) recycle(`max-requests (${site.served} served)`);
+    if (idleMs > 0 && site.inFlight === 0) {
+      lastDone = Date.now();
+      if (!idleTimer) {
+        idleTimer = setTimeout(checkIdle, idleMs);
+        idleTimer.unref();
+      }
+    }
+  };
 }

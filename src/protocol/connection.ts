@@ -1,6 +1,7 @@
-// What every protocol server does with a connection besides decoding it: naming the peer
-// for log lines, the header timeout that bounds idle and half-sent connections, the
-// lingering close that drains an unread body instead of resetting it, and CONTENT_LENGTH.
+// What the protocol servers share besides decoding: the log lines about a connection, the
+// client-gone abort, the deadlines (header and request timeouts), CONTENT_LENGTH, and for the
+// HTTP listener (node:http) its drain wait and its cut. The native listeners' own connection
+// life (linger, cut, backpressure) is native/binding/stream_server.h's.
 
 import type net from "node:net";
 import { tsgiError, type ErrorCode } from "../errors.ts";
@@ -126,25 +127,11 @@ export function drained(socket: NodeJS.EventEmitter & { readonly destroyed: bool
 }
 
 /**
- * Ends our side and keeps reading (and dropping) what the peer still sends until it closes,
- * at most `ms`: closing a socket with unread bytes makes the kernel send a reset, and a
- * front server that is still writing the request body may then lose the response.
- */
-export function lingerThenClose(socket: net.Socket, ms: number): void {
-  if (socket.destroyed) return;
-  socket.resume();
-  socket.end();
-  const timer = setTimeout(() => socket.destroy(), ms > 0 ? ms : 10_000);
-  timer.unref();
-  socket.once("close", () => clearTimeout(timer));
-}
-
-/**
- * Cuts a response so that the front server cannot take it for a complete one (DESIGN §1):
- * a reset, not a FIN — without a length a FIN is how a uwsgi response (or a FastCGI response
- * on a connection of its own, for nginx) ends. The bytes already written go first: a reset
- * that overtook them would make the front server drop them unread, so it waits for the
- * kernel to take them and for the peer to read them (it polls, a few ms on loopback).
+ * Cuts an HTTP response so that the client cannot take it for a complete one (DESIGN §1): a
+ * reset, not a FIN (a FIN is how a response without a length ends). The bytes already
+ * written go first — node:http holds a response's first writes corked until the next tick,
+ * and a reset that overtook them would leave the client an empty reply — so it waits for
+ * the kernel to take them and for the peer to read them.
  */
 export function cutConnection(socket: net.Socket): void {
   if (socket.destroyed) return;

@@ -6,7 +6,7 @@ import http from "node:http";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
-import { clientGone, describePeer, drained } from "./connection.ts";
+import { clientGone, cutConnection, describePeer, drained } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 /** The CGI params of an HTTP request, as nginx's fastcgi_params would send them. */
@@ -85,7 +85,8 @@ export function createHttpServer(site: Site): http.Server {
       abort() {
         if (ended) return;
         ended = true;
-        res.destroy();
+        if (res.headersSent && !res.socket?.destroyed) cutConnection(res.socket!);
+        else res.destroy();
       },
     };
     site.serve(httpParams(req), input, sink, controller, { peer, protocol: "http" });

@@ -1,7 +1,8 @@
 // A site as the protocol servers see it: its application and settings, and the one path
-// every protocol takes once a request's params are complete — environ, the client errors
-// decided before the application (400, 404, 413), the request timeout, the application run,
-// and the access log line. FastCGI, uwsgi and HTTP differ only in how they carry bytes.
+// every protocol takes once a request's params are complete — `concurrency` (a request over
+// it waits, and the listeners stop accepting), environ, the client errors decided before the
+// application (400, 404, 413), the request timeout, the application run, and the access log
+// line. FastCGI, uwsgi and HTTP differ only in how they carry bytes.
 
 import { tsgiError, type TsgiError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -31,6 +32,8 @@ export interface SiteOptions {
   headerTimeout?: number;
   /** Connections open at once per listener, 0 = no limit (`max-connections`). */
   maxConnections?: number;
+  /** Requests in the application at once (`concurrency`); more wait, and accepting pauses. */
+  concurrency?: number;
   multiprocess?: boolean;
   log: Logger;
 }
@@ -39,6 +42,14 @@ export interface RequestMeta {
   /** Who sent the request on the wire, for log lines: "127.0.0.1:51234" or "unix socket". */
   peer: string;
   protocol: "fastcgi" | "uwsgi" | "http";
+}
+
+interface HeldRequest {
+  params: string[];
+  input: TsgiInput;
+  sink: ResponseSink;
+  controller: RequestAbort;
+  meta: RequestMeta;
 }
 
 export class Site {
@@ -52,16 +63,20 @@ export class Site {
   readonly requestTimeout: number;
   readonly headerTimeout: number;
   readonly maxConnections: number;
+  readonly concurrency: number;
   readonly multiprocess: boolean;
   readonly log: Logger;
   readonly errors: ErrorStream;
-  /** Requests between params complete and response end (status, graceful stop). */
+  /** Requests in the application: from params complete to response end (status, graceful stop). */
   inFlight = 0;
   served = 0;
-  /** Set when the worker stops: connections close once idle instead of waiting for more. */
-  stopping = false;
-  /** Open persistent connections (FastCGI keep-conn), to close the idle ones on stop. */
-  readonly connections = new Set<{ closeIfIdle(): void }>();
+  /** Called with true when `concurrency` is reached (stop accepting), false when there is room again. */
+  onSaturated: ((saturated: boolean) => void) | null = null;
+  /** Called after each request (the worker counts towards max-requests and inactivity). */
+  afterRequest: (() => void) | null = null;
+  /** Requests waiting for room under `concurrency`, oldest first. */
+  readonly #held: HeldRequest[] = [];
+  #saturated = false;
 
   constructor(o: SiteOptions) {
     this.name = o.name;
@@ -74,6 +89,7 @@ export class Site {
     this.requestTimeout = o.requestTimeout ?? 60_000;
     this.headerTimeout = o.headerTimeout ?? 10_000;
     this.maxConnections = o.maxConnections ?? 0;
+    this.concurrency = o.concurrency ?? 100;
     this.multiprocess = o.multiprocess ?? false;
     this.log = o.log;
     let pending = "";
@@ -100,10 +116,45 @@ export class Site {
    * the response.
    */
   serve(params: string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): void {
+    if (this.inFlight >= this.concurrency) {
+      this.#held.push({ params, input, sink, controller, meta });
+      this.#saturate(true);
+      return;
+    }
+    this.#start(params, input, sink, controller, meta);
+  }
+
+  /** Requests waiting for room under `concurrency`. */
+  get held(): number {
+    return this.#held.length;
+  }
+
+  #start(params: string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): void {
     this.#serve(params, input, sink, controller, meta).catch((err: unknown) => {
       this.log.error(`${meta.peer}: request failed in the server`, err);
       sink.abort();
     });
+  }
+
+  #finished(): void {
+    // The oldest waiting request takes the room; one whose client left while it waited is
+    // dropped (its connection is gone: nothing to answer).
+    while (this.#held.length > 0 && this.inFlight < this.concurrency) {
+      const next = this.#held.shift()!;
+      if (next.controller.aborted) {
+        next.input.discard();
+        continue;
+      }
+      this.#start(next.params, next.input, next.sink, next.controller, next.meta);
+    }
+    if (this.#held.length === 0 && this.inFlight < this.concurrency) this.#saturate(false);
+    this.afterRequest?.();
+  }
+
+  #saturate(saturated: boolean): void {
+    if (this.#saturated === saturated) return;
+    this.#saturated = saturated;
+    this.onSaturated?.(saturated);
   }
 
   async #serve(params: string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): Promise<RequestOutcome> {
@@ -125,7 +176,7 @@ export class Site {
         const { error, httpStatus } = built as { error: TsgiError; httpStatus: number };
         this.log.info(`${meta.peer}: ${error.code}: ${error.message}`);
         outcome = await this.#refuse(sink, httpStatus, method);
-      } else if (this.maxBody > 0 && Number(environ.CONTENT_LENGTH ?? 0) > this.maxBody) {
+      } else if (this.maxBody > 0 && declaredLength(environ.CONTENT_LENGTH) > this.maxBody) {
         this.log.info(`${meta.peer}: request body of ${String(environ.CONTENT_LENGTH)} bytes is over max-body (${this.maxBody})`);
         outcome = await this.#refuse(sink, 413, method);
       } else {
@@ -154,17 +205,14 @@ export class Site {
     } finally {
       this.inFlight--;
       this.served++;
+      this.#finished();
     }
-  }
-
-  closeIdleConnections(): void {
-    for (const c of this.connections) c.closeIfIdle();
   }
 
   /** A client error decided before the application: a short plain-text answer. */
   async #refuse(sink: ResponseSink, code: number, method: string): Promise<RequestOutcome> {
     const reasons: Record<number, string> = { 400: "Bad Request", 404: "Not Found", 413: "Content Too Large" };
-    const head = new ResponseHead(() => undefined);
+    const head = new ResponseHead();
     const text = head.plainText(code, reasons[code]!, `${reasons[code]}\n`);
     try {
       await sink.send(head, method === "HEAD" ? null : text, true);
@@ -173,6 +221,11 @@ export class Site {
       return { status: code, bytes: 0, end: "aborted" };
     }
   }
+}
+
+/** CONTENT_LENGTH as the protocols read it (connection.ts: digits only); 0 when absent or not a length. */
+function declaredLength(value: unknown): number {
+  return typeof value === "string" && /^[0-9]{1,16}$/.test(value) ? Number(value) : 0;
 }
 
 function valueOf(params: string[], name: string): string | undefined {

@@ -53,8 +53,13 @@ export function request(url: string, o: RequestOptions = {}): Promise<Reply> {
       timeout: o.timeoutMs ?? 30_000,
     });
     req.on("timeout", () => req.destroy(new Error(`no answer from ${url} within ${o.timeoutMs ?? 30_000} ms`)));
-    req.on("error", reject);
+    let responded = false;
+    // An error once the response began (a reset that cuts it) is reported through `complete`.
+    req.on("error", (err) => {
+      if (!responded) reject(err);
+    });
     req.on("response", (res) => {
+      responded = true;
       const chunks: Buffer[] = [];
       const pairs: [string, string][] = [];
       for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);

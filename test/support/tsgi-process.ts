@@ -97,10 +97,10 @@ export async function startTsgi(options: TsgiOptions): Promise<TsgiProcess> {
     });
   });
 
-  // One "tsgi: NAME listening on PROTO ADDR (N workers)" line per listener, in --listen order.
+  // One "TIME [info] [NAME] listening on PROTO ADDR (N workers)" error-log line per listener, in --listen order.
   const lines = await poll("tsgi serve's listening lines", options.startTimeoutMs ?? 20_000, () => {
     if (state.exit) throw new Error(`tsgi serve exited (${JSON.stringify(state.exit)})\n--- stdout ---\n${out}\n--- stderr ---\n${err}`);
-    const found = [...out.matchAll(/^tsgi: \S+ listening on (\w+) (\S+)/gm)];
+    const found = [...err.matchAll(/ \[info\] \[\S+\] listening on (\w+) (\S+)/g)];
     return found.length >= keys.length ? found : null;
   }).catch(async (e: unknown) => {
     child.kill("SIGKILL");

@@ -4,6 +4,18 @@
 
 export type SettingType = "string" | "int" | "bool" | "duration" | "size" | "list" | "mode" | "table";
 
+/** The TypeScript type of each kind of value, once coerced. */
+interface ValueOf {
+  string: string | null;
+  int: number;
+  bool: boolean;
+  duration: number;
+  size: number;
+  list: string[];
+  mode: number;
+  table: Record<string, string>;
+}
+
 export interface Setting {
   key: string;
   type: SettingType;
@@ -12,40 +24,48 @@ export interface Setting {
   /** Inclusive bounds for int/duration/size values. */
   min?: number;
   max?: number;
-  /** Not a `tsgi serve` flag (only meaningful in a file). */
+  /** Not a `tsgi serve` flag (the positional APP is `app`). */
   fileOnly?: boolean;
+  /** A key of the daemon as a whole (outside `[site.*]` in tsgi.toml); a `tsgi serve` flag too. */
+  daemon?: boolean;
 }
 
 const MiB = 1024 * 1024;
 
-export const SETTINGS: Setting[] = [
+export const SETTINGS = [
   { key: "app", type: "string", default: null, summary: "the application, MODULE:CALLABLE (`:application` may be left out)", fileOnly: true },
   { key: "listen", type: "list", default: [], summary: "where to listen: PROTO:HOST:PORT or PROTO:unix:PATH, PROTO one of fastcgi, uwsgi, http (repeatable)" },
   { key: "settings", type: "string", default: null, summary: "TSGI_SETTINGS_MODULE for this site's workers" },
   { key: "socket-mode", type: "mode", default: "0660", summary: "permissions of the site's unix sockets (octal)" },
-  { key: "socket-owner", type: "string", default: null, summary: "owner of the site's unix sockets" },
-  { key: "socket-group", type: "string", default: null, summary: "group of the site's unix sockets" },
+  { key: "socket-owner", type: "string", default: null, summary: "owner of the site's unix sockets (default: the site's user)" },
+  { key: "socket-group", type: "string", default: null, summary: "group of the site's unix sockets (default: the site's group)" },
   { key: "processes", type: "int", default: 1, min: 1, max: 1024, summary: "workers in the site's process group" },
-  { key: "concurrency", type: "int", default: 100, min: 1, max: 65535, summary: "requests in the application at once per worker" },
+  { key: "concurrency", type: "int", default: 100, min: 1, max: 65535, summary: "requests in the application at once per worker; more wait, and the worker stops accepting" },
   { key: "cwd", type: "string", default: null, summary: "working directory of the workers" },
-  { key: "env", type: "table", default: {}, summary: "environment variables added for the workers", fileOnly: true },
+  { key: "env", type: "table", default: {}, summary: "environment variables added for the workers (NAME=VALUE, repeatable)" },
   { key: "clear-env", type: "bool", default: false, summary: "start workers from an empty environment plus `env` (as PHP-FPM does)" },
   { key: "user", type: "string", default: null, summary: "user the workers run as (when started as root)" },
   { key: "group", type: "string", default: null, summary: "group the workers run as (when started as root)" },
-  { key: "run-as-root", type: "bool", default: false, summary: "allow a site without `user` when started as root" },
+  { key: "run-as-root", type: "bool", default: false, summary: "let workers run as root when started as root without `user` (no warning)" },
   { key: "mount", type: "string", default: "", summary: "SCRIPT_NAME of the site: the path prefix it is served under" },
   { key: "max-requests", type: "int", default: 0, min: 0, summary: "recycle a worker after this many requests, with up to 10% jitter (0 = never)" },
   { key: "request-timeout", type: "duration", default: 60_000, min: 0, summary: "abort a request running longer (504 if nothing was sent; 0 = never)" },
   { key: "graceful-timeout", type: "duration", default: 30_000, min: 0, summary: "how long reload and stop wait for requests in flight" },
   { key: "header-timeout", type: "duration", default: 10_000, min: 0, summary: "how long a connection may take to deliver a complete request head" },
-  { key: "inactivity-timeout", type: "duration", default: 0, min: 0, summary: "restart an idle group's workers after this long (0 = never)" },
+  { key: "inactivity-timeout", type: "duration", default: 0, min: 0, summary: "restart a worker idle this long after its last request (0 = never)" },
   { key: "max-connections", type: "int", default: 1024, min: 0, summary: "connections open at once per worker and listener (0 = no limit)" },
   { key: "max-params", type: "size", default: 64 * 1024, min: 1, max: MiB, summary: "largest params/vars block of a request, bytes (up to 1 MiB)" },
   { key: "max-body", type: "size", default: 0, min: 0, summary: "largest request body, bytes; over it 413 (0 = no limit)" },
-  { key: "status", type: "string", default: null, summary: "path of the per-group status page (only from allowed addresses)" },
+  { key: "access-log", type: "string", default: "-", summary: 'where the access log goes: "-" (standard output), a file, or "off"; files reopen on SIGUSR1' },
+  { key: "error-log", type: "string", default: "-", summary: 'where the error log goes: "-" (standard error) or a file; files reopen on SIGUSR1', daemon: true },
   { key: "debug", type: "bool", default: false, summary: "show exceptions to the client in 500 responses" },
-];
+] as const satisfies readonly Setting[];
 
+/** The table as plain declarations, to walk. */
+export const SETTING_LIST: readonly Setting[] = SETTINGS;
+
+/** A site's settings once coerced, keyed as in tsgi.toml (derived from SETTINGS: no second list). */
+export type SiteSettings = { [S in (typeof SETTINGS)[number] as S["key"]]: ValueOf[S["type"]] };
 
 /** "60s", "500ms", "2m", "1h", or a plain number of seconds; to milliseconds. */
 export function parseDuration(value: unknown): number | null {
@@ -106,16 +126,31 @@ export function coerce(setting: Setting, raw: unknown, fromFlag = false): { valu
     case "list":
       if (typeof raw === "string") return { value: [raw] };
       return Array.isArray(raw) && raw.every((x) => typeof x === "string") ? { value: raw } : bad("a list of strings");
-    case "table":
+    case "table": {
+      // On the command line: NAME=VALUE, repeatable (a list of them).
+      if (fromFlag && (typeof raw === "string" || Array.isArray(raw))) {
+        const out: Record<string, string> = {};
+        for (const item of typeof raw === "string" ? [raw] : raw) {
+          const eq = typeof item === "string" ? item.indexOf("=") : -1;
+          if (eq <= 0) return bad("NAME=VALUE");
+          out[(item as string).slice(0, eq)] = (item as string).slice(eq + 1);
+        }
+        return { value: out };
+      }
       return raw !== null && typeof raw === "object" && !Array.isArray(raw) && Object.values(raw).every((v) => typeof v === "string")
         ? { value: raw }
         : bad("a table of string values");
+    }
   }
 }
 
-/** The defaults of every setting, keyed as in tsgi.toml. */
-export function defaults(): Record<string, unknown> {
+/** The defaults of every setting, coerced, keyed as in tsgi.toml. */
+export function defaults(): SiteSettings {
   const out: Record<string, unknown> = {};
-  for (const s of SETTINGS) out[s.key] = structuredClone(s.default);
-  return out;
+  for (const s of SETTINGS as readonly Setting[]) {
+    const r = s.default === null ? { value: null } : coerce(s, structuredClone(s.default));
+    if ("error" in r) throw new Error(`the default of ${s.key} is invalid: ${r.error}`);
+    out[s.key] = r.value;
+  }
+  return out as SiteSettings;
 }
