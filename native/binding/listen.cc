@@ -21,8 +21,9 @@ namespace tsgi::binding {
 
 namespace {
 
-Napi::Value fail(Napi::Env env, const std::string& what, int err) {
-  Napi::Error e = Napi::Error::New(env, what + ": " + std::strerror(err));
+// The message is the system's reason alone ("Address already in use"): the caller names the address.
+Napi::Value fail(Napi::Env env, int err) {
+  Napi::Error e = Napi::Error::New(env, std::strerror(err));
   e.Set("errno", Napi::Number::New(env, err));
   e.ThrowAsJavaScriptException();
   return Napi::Value();
@@ -61,7 +62,7 @@ Napi::Value bind_tcp(const Napi::CallbackInfo& info) {
     fd = -1;
   }
   freeaddrinfo(res);
-  if (fd < 0) return fail(env, "cannot listen on " + host + ":" + port, err);
+  if (fd < 0) return fail(env, err);
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -79,15 +80,15 @@ Napi::Value bind_unix(const Napi::CallbackInfo& info) {
   const std::string path = info[0].As<Napi::String>().Utf8Value();
   const int backlog = info[1].As<Napi::Number>().Int32Value();
   sockaddr_un addr{};
-  if (path.size() >= sizeof addr.sun_path) return fail(env, "unix socket path too long: " + path, ENAMETOOLONG);
+  if (path.size() >= sizeof addr.sun_path) return fail(env, ENAMETOOLONG);
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail(env, "cannot create a unix socket", errno);
+  if (fd < 0) return fail(env, errno);
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, backlog) != 0) {
     const int err = errno;
     ::close(fd);
-    return fail(env, "cannot listen on unix:" + path, err);
+    return fail(env, err);
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("fd", Napi::Number::New(env, fd));
