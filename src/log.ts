@@ -154,9 +154,17 @@ export function summarize(err: unknown): string {
   return `${err.name}: ${first}`;
 }
 
-/** An error as the error log writes it: the summary, then the application's own frames. */
+/**
+ * An error as the error log writes it: the summary, then the application's own frames (an
+ * error from another process brings them along as `frames`).
+ */
 export function describeError(err: unknown): string {
-  const frames = err instanceof Error ? applicationFrames((err.cause instanceof Error ? err.cause : err).stack) : [];
+  const carried = (err as { frames?: unknown } | null)?.frames;
+  const frames = Array.isArray(carried)
+    ? (carried as string[])
+    : err instanceof Error
+      ? applicationFrames((err.cause instanceof Error ? err.cause : err).stack)
+      : [];
   return [summarize(err), ...frames].join("\n");
 }
 

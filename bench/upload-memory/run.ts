@@ -52,9 +52,15 @@ async function upload(port: number, chunked: boolean): Promise<{ body: string; s
 async function measure(protocol: "fastcgi" | "uwsgi"): Promise<void> {
   const backend = await freePort();
   const serve = spawnTracked("tsgi", process.execPath, [join(root, "bin", "tsgi.js"), "serve", join(root, "conf-examples", "demo", "app.ts"), "--listen", `${protocol}:127.0.0.1:${backend}`], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "inherit", "pipe"],
   });
-  await new Promise<void>((resolve) => serve.child.stdout!.on("data", (d: Buffer) => d.toString().includes("listening") && resolve()));
+  // The "listening on" line is the error log's (stderr), which is passed on as it comes.
+  await new Promise<void>((resolve) =>
+    serve.child.stderr!.on("data", (d: Buffer) => {
+      process.stderr.write(d);
+      if (d.toString().includes("listening on")) resolve();
+    }),
+  );
   const worker = group(serve.pid).children[0]!.pid;
   const pass =
     protocol === "fastcgi"

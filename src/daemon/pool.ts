@@ -43,7 +43,8 @@ interface Slot {
   gone: () => void;
 }
 
-type Boot = { slot: Slot } | { failed: string; bootError: boolean };
+/** A worker's boot: ready, or why not (`error`: what the worker reported, when it could). */
+type Boot = { slot: Slot } | { failed: string; error: Error | null };
 
 const BOOT_ATTEMPTS = 5;
 const BACKOFF_MS = 100;
@@ -246,7 +247,9 @@ export class Pool {
       const r = await this.#fork(index, reason);
       if ("slot" in r) return r.slot;
       if (this.#stopping()) throw tsgiError("TSGI_ERR_POOL_BOOT", { site: this.#site, reason: "the site is stopping" });
-      if (r.bootError || attempt >= BOOT_ATTEMPTS) throw tsgiError("TSGI_ERR_POOL_BOOT", { site: this.#site, reason: r.failed });
+      // The application cannot be imported: as the worker said it (code, message, frames), once.
+      if (r.error) throw r.error;
+      if (attempt >= BOOT_ATTEMPTS) throw tsgiError("TSGI_ERR_POOL_BOOT", { site: this.#site, reason: `worker ${index} ${r.failed} (${attempt} attempts)` });
       const delay = BACKOFF_MS * 2 ** (attempt - 1);
       this.#log.warn(`worker ${index} died at start-up (${r.failed}); retrying in ${delay} ms`);
       await sleep(delay);
@@ -266,23 +269,25 @@ export class Pool {
       const exited = new Promise<void>((r) => (gone = r));
       const slot: Slot = { worker, index, ready: false, retired: false, startedAt: Date.now(), readyAt: 0, lastRestart: reason, exited, gone };
       this.#children.add(slot);
-      let bootError: string | null = null;
+      let bootError: Error | null = null;
       worker.on("message", (msg: WorkerMessage) => {
-        if (msg.type === "boot-error") bootError = msg.text;
+        if (msg.type === "boot-error") bootError = Object.assign(new Error(msg.message), { code: msg.code, frames: msg.frames });
         else if (msg.type === "ready" && !slot.ready) {
           slot.ready = true;
           slot.readyAt = Date.now();
           resolve({ slot });
         } else if (msg.type === "recycle") this.#recycle(slot, msg.reason);
       });
+      let forkError: string | null = null;
       worker.on("error", (err) => {
-        if (!slot.ready) bootError ??= `cannot start a worker: ${err.message}`;
+        if (!slot.ready) forkError ??= `cannot start a worker: ${err.message}`;
       });
       worker.on("exit", (code, signal) => {
         this.#children.delete(slot);
         gone();
         if (!slot.ready) {
-          resolve({ failed: bootError ?? `exited with ${signal ?? `status ${code}`} before it was ready`, bootError: code === WORKER_BOOT_ERROR });
+          const failed = forkError ?? `exited with ${signal ?? `status ${code}`} before it was ready`;
+          resolve({ failed, error: code === WORKER_BOOT_ERROR ? (bootError ?? tsgiError("TSGI_ERR_POOL_BOOT", { site: this.#site, reason: failed })) : null });
           return;
         }
         this.#exitedAfterReady(slot, code, signal);

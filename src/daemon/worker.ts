@@ -7,7 +7,7 @@
 // flight finish within graceful-timeout. No application behaviour and no client ends it.
 
 import type http from "node:http";
-import { createLogger, describeError, logDestination, reopenLogFiles, type Logger } from "../log.ts";
+import { applicationFrames, createLogger, logDestination, reopenLogFiles, type Logger } from "../log.ts";
 import { binding } from "../native.ts";
 import { serveFastCgi } from "../protocol/fastcgi-native.ts";
 import { createHttpServer } from "../protocol/http.ts";
@@ -39,8 +39,8 @@ export interface WorkerConfig {
 /** Worker → master, over the IPC channel. */
 export type WorkerMessage =
   | { type: "ready" }
-  /** `text`: the error as the error log writes it (code and message, the application's frames). */
-  | { type: "boot-error"; code: string; text: string }
+  /** Why the application cannot be imported: its code, its one-line message, the application's frames. */
+  | { type: "boot-error"; code: string; message: string; frames: string[] }
   /** Start my replacement, then stop me (max-requests, inactivity-timeout, an uncaught exception). */
   | { type: "recycle"; reason: string };
 
@@ -103,9 +103,14 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
     if (s.cwd) process.chdir(s.cwd);
     app = await loadApplication(s.app ?? "", process.cwd());
   } catch (err) {
-    // The master writes it to the error log, once for the whole group.
-    send({ type: "boot-error", code: (err as { code?: string }).code ?? "TSGI_ERR_APP_IMPORT", text: describeError(err) });
-    process.exit(WORKER_BOOT_ERROR);
+    // The master writes it to the error log, once for the whole group. The message must reach
+    // it before the exit: exit in the send's callback.
+    const e = err as Error & { code?: string };
+    const cause = e.cause instanceof Error ? e.cause : e;
+    const msg: WorkerMessage = { type: "boot-error", code: e.code ?? "TSGI_ERR_APP_IMPORT", message: e.message ?? String(err), frames: applicationFrames(cause.stack) };
+    if (process.connected) process.send!(msg, () => process.exit(WORKER_BOOT_ERROR));
+    else process.exit(WORKER_BOOT_ERROR);
+    return;
   }
 
   const site = new Site({
