@@ -4,8 +4,9 @@
 // everywhere, CommonJS syntax (`require`, `module.exports`, `exports.application`) where the
 // folder or the extension makes the module CommonJS. Each case is a real `tsgi serve` whose
 // worker runs in that folder (`--cwd`), answering one HTTP request with its file name. Before the fix a `.ts`
-// outside an ESM package failed in Node's CommonJS loader (ERR_REQUIRE_CYCLE_MODULE).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// outside an ESM package failed in Node's CommonJS loader (ERR_REQUIRE_CYCLE_MODULE). The two
+// example modules of docs/interface.md are served the same way, as the page shows them.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
@@ -94,3 +95,28 @@ test.concurrent.each(CASES.map((c) => [`${c.file} (${c.syntax} syntax) in a fold
     }
   },
 );
+
+// The fenced blocks of docs/interface.md that open with `// mysite/FILE`.
+function docExamples(): Map<string, string> {
+  const page = readFileSync(join(import.meta.dirname, "..", "..", "docs", "interface.md"), "utf8");
+  return new Map([...page.matchAll(/```\w+\n\/\/ mysite\/(\S+)\n([\s\S]*?)```/g)].map((m) => [m[1]!, m[2]!]));
+}
+
+test.concurrent.each([
+  ["tsgi.ts", { method: "GET" }, "Hello from /hello\n"],
+  ["tsgi.cjs", { method: "POST", body: "ping" }, "ping"],
+] as const)("docs/interface.md's %s, in a folder with no package.json, answers as shown", async (file, init, expected) => {
+  const code = docExamples().get(file);
+  expect(code, `docs/interface.md has no example // mysite/${file}`).toBeDefined();
+  const dir = mkdtempSync(join(tmpdir(), "tsgi-issue-8-doc-"));
+  writeFileSync(join(dir, file), code!);
+  const tsgi = await startTsgi({ app: join(dir, file), listen: [{ proto: "http" }], args: ["--cwd", dir] });
+  try {
+    const { host, port } = tsgi.tcp("http");
+    const response = await fetch(`http://${host}:${port}/hello`, init);
+    expect(await response.text()).toBe(expected);
+  } finally {
+    await tsgi.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
