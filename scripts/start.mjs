@@ -1,7 +1,10 @@
 // `npm start`: the demo site (conf-examples/demo/app.ts) served by `tsgi serve` over HTTP on
 // loopback and over FastCGI and uwsgi unix sockets, with how to reach each printed first.
-// TSGI_DEMO_PORT (default 8000) and TSGI_DEMO_DIR (default /tmp/tsgi-demo) move it.
-import { spawn } from "node:child_process";
+// TSGI_DEMO_PORT (default 8000) and TSGI_DEMO_DIR (default /tmp/tsgi-demo) move it. This
+// process becomes the site's master (bin/tsgi.js runs in it), so the demo stops with whatever
+// started it: npm forwards SIGINT and SIGTERM to its script (package.json `exec`s this one,
+// so it is npm's child, not a shell's), and a launcher that dies without forwarding (SIGHUP,
+// SIGKILL) leaves this process to a new parent, which it notices and stops as on SIGTERM.
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,19 +30,21 @@ console.log(`tsgi demo site: conf-examples/demo/app.ts
 Ctrl-C stops it.
 `);
 
-const child = spawn(
-  process.execPath,
-  [
-    join(root, "bin", "tsgi.js"),
-    "serve",
-    join(root, "conf-examples", "demo", "app.ts"),
-    "--name", "demo",
-    "--listen", `http:127.0.0.1:${port}`,
-    "--listen", `fastcgi:unix:${fastcgi}`,
-    "--listen", `uwsgi:unix:${uwsgi}`,
-    "--socket-mode", "0666",
-  ],
-  { stdio: "inherit" },
+const launcher = process.ppid;
+const orphaned = setInterval(() => {
+  if (process.ppid === launcher) return;
+  clearInterval(orphaned);
+  process.kill(process.pid, "SIGTERM");
+}, 200).unref();
+
+process.argv.splice(1, Infinity,
+  join(root, "bin", "tsgi.js"),
+  "serve",
+  join(root, "conf-examples", "demo", "app.ts"),
+  "--name", "demo",
+  "--listen", `http:127.0.0.1:${port}`,
+  "--listen", `fastcgi:unix:${fastcgi}`,
+  "--listen", `uwsgi:unix:${uwsgi}`,
+  "--socket-mode", "0666",
 );
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
-child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+await import("../bin/tsgi.js");

@@ -34,19 +34,26 @@ function moduleUrl(module: string, cwd: string): string {
   }
 }
 
-let tsxRegistered = false;
+// Set by bin/tsgi.js when it registered tsx (both halves) to run tsgi from src/; the two ends
+// of this flag are that file and this one.
+const TSX_REGISTERED = Symbol.for("tsgi.tsx-registered");
+const tsxFlag = globalThis as { [TSX_REGISTERED]?: boolean };
 
 /**
- * TypeScript applications load through tsx. It is registered only for them (or when
- * TSGI_TSX=1, for a JavaScript module that imports TypeScript): its loader runs in a thread
- * of its own, which a plain JavaScript site need not pay for in every worker.
+ * TypeScript applications load through tsx, both halves of it: the ESM hooks for `import`,
+ * the CommonJS ones for what Node hands its CommonJS loader — a `.ts` file outside an ESM
+ * package is such a module, and with the ESM half alone it fails there
+ * (`ERR_REQUIRE_CYCLE_MODULE` on Node 20). tsx is registered only for TypeScript (or when
+ * TSGI_TSX=1, for a JavaScript module that imports TypeScript): its ESM loader runs in a
+ * thread of its own, which a plain JavaScript site need not pay for in every worker.
  */
 async function registerTsx(url: string): Promise<void> {
-  if (tsxRegistered || process.env.TSGI_TSX === "0") return;
+  if (tsxFlag[TSX_REGISTERED] || process.env.TSGI_TSX === "0") return;
   if (!/\.(m|c)?ts$/.test(url) && process.env.TSGI_TSX !== "1") return;
-  const { register } = await import("tsx/esm/api");
-  register();
-  tsxRegistered = true;
+  const [esm, cjs] = await Promise.all([import("tsx/esm/api"), import("tsx/cjs/api")]);
+  esm.register();
+  cjs.register();
+  tsxFlag[TSX_REGISTERED] = true;
 }
 
 /** Imports the module (running its top-level code) and returns the callable. */
@@ -58,7 +65,7 @@ export async function loadApplication(spec: string, cwd: string = process.cwd())
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    throw importFailure(module, url, err, cwd, tsxRegistered ? ["--import", import.meta.resolve("tsx")] : []);
+    throw importFailure(module, url, err, cwd, tsxFlag[TSX_REGISTERED] ? ["--import", import.meta.resolve("tsx")] : []);
   }
   let value: unknown = mod;
   for (const part of callable.split(".")) value = (value as Record<string, unknown> | undefined)?.[part];

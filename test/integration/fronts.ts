@@ -89,14 +89,6 @@ const QUIRKS: Record<"nginx" | "apache-proxy-fcgi" | "apache-proxy-uwsgi" | "tsg
   },
 };
 
-function paramsFiles(): Record<string, Uint8Array> {
-  // `include fastcgi_params` in the conf-examples is relative to nginx's conf folder.
-  return {
-    "conf/fastcgi_params": readFileSync("/etc/nginx/fastcgi_params"),
-    "conf/uwsgi_params": readFileSync("/etc/nginx/uwsgi_params"),
-  };
-}
-
 function tsgiVars(tsgi: TsgiProcess): Record<string, string | number> {
   const f = tsgi.tcp("fastcgi");
   const u = tsgi.addresses.uwsgi && "port" in tsgi.addresses.uwsgi ? tsgi.addresses.uwsgi : null;
@@ -143,11 +135,10 @@ export interface Started {
 /** nginx's three setups (fastcgi, fastcgi keep-conn, uwsgi) plus tsgi-http. */
 export async function startNginxFronts(tsgi: TsgiProcess): Promise<Started> {
   const vars = tsgiVars(tsgi);
-  const files = paramsFiles();
   const servers = await Promise.all([
-    startNginx({ conf: conf("nginx/fastcgi.conf"), vars, files }),
-    startNginx({ conf: conf("nginx/fastcgi-keepconn.conf"), vars, files }),
-    startNginx({ conf: conf("nginx/uwsgi.conf"), vars, files }),
+    startNginx({ conf: conf("nginx/fastcgi.conf"), vars }),
+    startNginx({ conf: conf("nginx/fastcgi-keepconn.conf"), vars }),
+    startNginx({ conf: conf("nginx/uwsgi.conf"), vars }),
   ]);
   return {
     fronts: [
@@ -185,7 +176,7 @@ export async function startApacheFronts(tsgi: TsgiProcess): Promise<Started> {
 export async function startMountFronts(tsgi: TsgiProcess): Promise<Started> {
   const vars = tsgiVars(tsgi);
   const [nginx, fcgi, uwsgi] = await Promise.all([
-    startNginx({ conf: conf("nginx/mount.conf"), vars, files: paramsFiles() }),
+    startNginx({ conf: conf("nginx/mount.conf"), vars }),
     startApache({ conf: conf("apache/mount-fcgi.conf"), vars, modules: ["proxy", "proxy_fcgi"] }),
     startApache({ conf: conf("apache/mount-uwsgi.conf"), vars, modules: ["proxy", "proxy_uwsgi"] }),
   ]);

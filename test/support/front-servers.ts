@@ -1,7 +1,8 @@
 // Real nginx and Apache httpd as test children: a configuration snippet rendered into a temp
 // folder that holds every path the server writes (pid, logs, temp files, runtime dir), a port
-// taken from the kernel, startup awaited until the port answers, and stop by PID. Used by the
-// fixture recorder (test/codec/fixtures/record.ts) and the integration tests.
+// taken from the kernel, startup awaited until the port answers, and stop by PID; or a whole
+// configuration file the caller wrote. Used by the fixture recorder
+// (test/codec/fixtures/record.ts) and the integration tests.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
@@ -211,6 +212,27 @@ async function startApacheOnce(options: ApacheStartOptions): Promise<FrontServer
     env: options.env ?? DEFAULT_ENV,
   });
   return started("apache", apacheVersion(), child, dir, confPath, errorLogPath, port, options.startTimeoutMs);
+}
+
+/** A whole configuration file the caller wrote (a copy of conf-examples' complete ones). */
+export interface FileStartOptions {
+  /** The folder holding the file and everything the server writes; removed by stop(). */
+  dir: string;
+  confPath: string;
+  /** The error log the file names (nginx also writes there before it read the file). */
+  errorLogPath: string;
+  /** A port the file listens on: startup is awaited until it answers. */
+  port: number;
+  startTimeoutMs?: number;
+}
+
+/** nginx (`-c FILE`, in the foreground) or Apache (`-f FILE -DFOREGROUND`) from a whole file, no boilerplate added. */
+export function startFromFile(kind: FrontServerKind, o: FileStartOptions): Promise<FrontServer> {
+  const nginx = kind === "nginx";
+  const child = nginx
+    ? spawn("nginx", ["-c", o.confPath, "-e", o.errorLogPath, "-g", "daemon off;"], { stdio: ["ignore", "pipe", "pipe"], env: DEFAULT_ENV })
+    : spawn("apache2", ["-f", o.confPath, "-DFOREGROUND"], { stdio: ["ignore", "pipe", "pipe"], env: DEFAULT_ENV });
+  return started(kind, nginx ? nginxVersion() : apacheVersion(), child, o.dir, o.confPath, o.errorLogPath, o.port, o.startTimeoutMs);
 }
 
 function portAnswers(port: number): Promise<boolean> {

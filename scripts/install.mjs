@@ -1,0 +1,82 @@
+// npm's `install` script (and `npm run build:native`, which passes --force): builds the addon
+// build/Release/tsgi.node with npm's own node-gyp, only when it is missing or was built from
+// something else. What it was built from is a stamp beside it: a hash of binding.gyp, the C
+// and C++ files under native/, node-addon-api's version and the running Node's ABI (modules,
+// N-API, platform, arch), written once a build succeeded. The build is `node-gyp configure`
+// then `build`, never `rebuild` (which deletes build/ first): make replaces tsgi.node only as
+// its last step, so an interrupted build leaves the addon that worked. `--inputs` prints what
+// the stamp hashes, as JSON.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const release = join(root, "build", "Release");
+const addon = join(release, "tsgi.node");
+const stampFile = join(release, "tsgi.node.stamp");
+const SOURCE = /\.(c|cc|cpp|h|hh|hpp)$/;
+
+const sha256 = (data) => createHash("sha256").update(data).digest("hex");
+
+function stampInputs() {
+  const native = readdirSync(join(root, "native"), { recursive: true }).filter((p) => SOURCE.test(p));
+  const files = ["binding.gyp", ...native.map((p) => join("native", p))].sort();
+  return {
+    node: {
+      modules: process.versions.modules,
+      napi: process.versions.napi,
+      platform: process.platform,
+      arch: process.arch,
+    },
+    "node-addon-api": createRequire(join(root, "package.json"))("node-addon-api/package.json").version,
+    files: Object.fromEntries(files.map((f) => [f, sha256(readFileSync(join(root, f)))])),
+  };
+}
+
+// Offline: node-gyp downloads Node's headers unless it is told where they are. npm passes the
+// `nodedir` of its config when there is one; else the running Node's own headers, where its
+// installation has them (Debian's nodejs: /usr/include/node).
+function nodedirArgs() {
+  if (process.env.npm_config_nodedir) return [];
+  const prefix = dirname(dirname(realpathSync(process.execPath)));
+  return existsSync(join(prefix, "include", "node", "node_api.h")) ? [`--nodedir=${prefix}`] : [];
+}
+
+function nodeGyp(...args) {
+  // npm names its bundled node-gyp in every script's environment.
+  const bundled = process.env.npm_config_node_gyp;
+  const [command, ...pre] = bundled ? [process.execPath, bundled] : ["node-gyp"];
+  const run = spawnSync(command, [...pre, ...args, ...nodedirArgs()], { cwd: root, stdio: "inherit" });
+  if (run.error) {
+    console.error(`tsgi: cannot run node-gyp (${run.error.message}): run this through npm (npm install, npm run build:native), which brings its own`);
+    process.exit(1);
+  }
+  if (run.status !== 0) {
+    console.error(`tsgi: node-gyp ${args[0]} failed; build/Release/tsgi.node, if there was one, is still the one built before (npm run build:native compiles every file again)`);
+    process.exit(1);
+  }
+}
+
+if (process.argv.includes("--inputs")) {
+  console.log(JSON.stringify(stampInputs(), null, 2));
+  process.exit(0);
+}
+
+const force = process.argv.includes("--force");
+const stamp = sha256(JSON.stringify(stampInputs()));
+const built = existsSync(addon) && existsSync(stampFile) ? readFileSync(stampFile, "utf8").trim() : null;
+if (!force && built === stamp) {
+  console.log("tsgi: build/Release/tsgi.node is up to date (binding.gyp, native/ and Node's ABI unchanged)");
+  process.exit(0);
+}
+if (force) {
+  // Every object again, but tsgi.node stays until the new one replaces it.
+  for (const dir of ["obj.target", ".deps"]) rmSync(join(release, dir), { recursive: true, force: true });
+}
+nodeGyp("configure");
+nodeGyp("build", "--jobs", "max");
+writeFileSync(`${stampFile}.tmp`, `${stamp}\n`);
+renameSync(`${stampFile}.tmp`, stampFile);
