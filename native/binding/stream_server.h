@@ -69,6 +69,7 @@ struct ConnBase {
   bool input_done = false;  // nothing more will be read: a plain close after the response
   bool ended = false;       // the connection's last response was written: linger, then close
   bool cut = false;
+  bool cut_marked = false;  // the protocol's mark of a broken response was written (start_cut)
   bool closing = false;
   bool broken = false;  // a write failed: the connection is closed on the next turn of the loop
   bool want_drain = false;
@@ -464,20 +465,33 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     }, ms, 0);
   }
 
-  // Cut after the front server read what was sent: a reset (TCP) says "not complete". Any
-  // other request still open on the connection (FastCGI multiplexing) is told it is gone.
+  // Cut after the front server read what was sent: a reset (TCP) says "not complete". The
+  // protocol's mark of a broken response (mark_cut) goes after the same delay, never in the
+  // same read as the response's last bytes (nginx with keep-conn then drops the response
+  // whole), and the close waits until the kernel took it. Any other request still open on the
+  // connection (FastCGI multiplexing) is told it is gone.
   void start_cut(Conn* c) {
     uv_read_stop(&c->io.stream);
     uv_timer_start(&c->timer, [](uv_timer_t* t) {
       auto* conn = static_cast<Conn*>(t->data);
       StreamServer* self = owner(conn);
-      Napi::HandleScope scope(self->Env());
-      std::vector<napi_value> slots;
-      conn->slots = &slots;
-      if (self->self()->has_open(conn)) conn->add(kClose, static_cast<double>(conn->queued));
-      conn->slots = nullptr;
-      self->settle(conn, slots, true, false, true);
+      if (!conn->cut_marked) {
+        conn->cut_marked = true;
+        self->self()->mark_cut(conn);
+        if (conn->queued > 0) return;  // after_write finishes the cut
+      }
+      self->finish_cut(conn);
     }, kCutDelayMs, 0);
+  }
+
+  void finish_cut(Conn* c) {
+    if (c->closing) return;
+    Napi::HandleScope scope(this->Env());
+    std::vector<napi_value> slots;
+    c->slots = &slots;
+    if (self()->has_open(c)) c->add(kClose, static_cast<double>(c->queued));
+    c->slots = nullptr;
+    settle(c, slots, true, false, true);
   }
 
   // A write failed (the peer is gone) while a request may be open on the connection: close it
@@ -539,7 +553,8 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   void after_write(Conn* c) {
     if (c->queued > 0) return;
     if (c->cut) {
-      start_cut(c);
+      if (c->cut_marked) finish_cut(c);
+      else start_cut(c);
       return;
     }
     if (c->ended) {
@@ -563,7 +578,6 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   Napi::Value cut_js(const Napi::CallbackInfo& info) {
     Conn* c = find(info[0]);
     if (c && !c->ended && !c->cut && !c->broken) {
-      self()->mark_cut(c);
       c->cut = true;
       if (c->queued == 0) start_cut(c);
     }

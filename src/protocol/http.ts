@@ -59,7 +59,14 @@ export function createHttpServer(site: Site): http.Server {
     req.on("end", () => input.finish());
     const controller = new RequestAbort();
     let ended = false;
+    // What was still queued when the connection failed never reached the client (the access
+    // log counts what left); by 'close' the socket has dropped its queue, so it is read first.
+    let unsent = 0;
+    const socket = req.socket;
+    const onSocketError = () => (unsent = socket.writableLength);
+    socket.prependListener("error", onSocketError);
     res.on("close", () => {
+      socket.off("error", onSocketError);
       if (ended) return;
       ended = true;
       clientGone(controller, input, "connection closed");
@@ -75,6 +82,9 @@ export function createHttpServer(site: Site): http.Server {
         }
         let ok = true;
         if (chunk) ok = res.write(chunk);
+        // node:http corks a response's first write until the next tick: a synchronous body
+        // would hold it back while its next() runs (the chunk goes out as it is yielded).
+        if (!last && res.socket?.writableCorked) res.socket.uncork();
         if (last) {
           ended = true;
           res.end();
@@ -88,6 +98,7 @@ export function createHttpServer(site: Site): http.Server {
         if (res.headersSent && !res.socket?.destroyed) cutConnection(res.socket!);
         else res.destroy();
       },
+      unsent: () => unsent,
     };
     site.serve(httpParams(req), input, sink, controller, { peer, protocol: "http" });
   });
