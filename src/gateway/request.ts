@@ -99,6 +99,8 @@ class Exchange {
   #closed = false;
   /** The body's iterator while it may hold resources: not exhausted, not thrown. */
   #iterator: Iterator<Chunk> | AsyncIterator<Chunk> | null = null;
+  /** An abort cut short a wait on the iterator's next(), which may never settle. */
+  #stepping = false;
   /** The last send still waiting for the socket; a later send goes after it. */
   #pending: Promise<void> | null = null;
 
@@ -161,15 +163,17 @@ class Exchange {
     }
   }
 
-  /** The legacy write() of start_response: sent at once, or after the sends still waiting. */
-  write(chunk: Uint8Array): void {
-    if (this.#over || chunk.length === 0) return;
+  /**
+   * The legacy write() of start_response: sent at once, or after the sends still waiting; a
+   * promise while the socket drains. It never rejects (#send records a failed send), so an
+   * application that drops it leaves nothing unhandled.
+   */
+  write(chunk: Uint8Array): void | Promise<void> {
+    if (this.#over || chunk.length === 0) return undefined;
     if (noBodyAllowed(this.#method, this.head.code)) {
-      if (!this.head.sent) void this.#send(null, false);
-      return;
+      return this.head.sent ? undefined : this.#send(null, false);
     }
-    // The promise never rejects (#send records a failed send): nothing is left unhandled.
-    void this.#send(chunk, false);
+    return this.#send(chunk, false);
   }
 
   /** Sends the body's chunks; true when the response already ended (its last send went out). */
@@ -192,13 +196,19 @@ class Exchange {
       for (;;) {
         if (abort.aborted) return false;
         let step: IteratorResult<Chunk> | Aborted;
+        const next = it.next();
         try {
-          step = await this.#race(it.next());
+          step = await this.#race(next);
         } catch (err) {
           this.#iterator = null; // a generator that threw is finished
           throw err;
         }
-        if (step === ABORTED) return false;
+        if (step === ABORTED) {
+          this.#stepping = true;
+          const settled = () => (this.#stepping = false);
+          Promise.resolve(next).then(settled, settled);
+          return false;
+        }
         if (step.done) {
           this.#iterator = null;
           return false;
@@ -295,7 +305,11 @@ class Exchange {
     });
   }
 
-  /** The body's iterator, left before its end, is told so: return() runs a generator's finally. */
+  /**
+   * The body's iterator, left before its end, is told so: return() runs a generator's
+   * finally, and is waited for before close() — unless an abort left a next() of it pending,
+   * which return() would queue behind (it may never settle): then it is not waited for.
+   */
   #finishIteration(): void | Promise<unknown> {
     const it = this.#iterator;
     this.#iterator = null;
@@ -303,7 +317,10 @@ class Exchange {
     const failed = (err: unknown) => this.#log.error("the response body's iterator threw while finishing", err);
     try {
       const r = it.return();
-      if (isThenable(r)) return Promise.resolve(this.#race(r)).then(undefined, failed);
+      if (isThenable(r)) {
+        const done = Promise.resolve(r).then(undefined, failed);
+        return this.#stepping ? undefined : done;
+      }
     } catch (err) {
       failed(err);
     }

@@ -8,7 +8,13 @@ import { tsgiError } from "../errors.ts";
 import type { Chunk } from "./environ.ts";
 
 export type Headers = [string, string][];
-export type Write = (chunk: Chunk) => void;
+/**
+ * The legacy write(): sends at once, or after the sends still waiting for the socket. It
+ * returns a promise when the socket has to drain first: an application that awaits it keeps
+ * its memory bounded (one that does not, as in PEP 3333's blocking write, is simply queued).
+ * The promise never rejects; `tsgi.signal` says when the client is gone.
+ */
+export type Write = (chunk: Chunk) => void | Promise<void>;
 export type StartResponse = (status: string, headers: Headers, excInfo?: unknown) => Write;
 
 // RFC 9110 §7.6.1: connection-specific header fields; the front server owns them.
@@ -62,7 +68,7 @@ export function toBytes(chunk: Chunk): Uint8Array {
 
 /** Where the legacy write() sends its chunk (and the head before it): the request runner. */
 export interface LegacyWriter {
-  write(chunk: Uint8Array): void;
+  write(chunk: Uint8Array): void | Promise<void>;
 }
 
 const NO_WRITER: LegacyWriter = { write() {} };

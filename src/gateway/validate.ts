@@ -76,7 +76,7 @@ export function validate(app: Application, report: Report = throwIt): Applicatio
       const write = startResponse(status, headers, excInfo);
       return (chunk: Chunk) => {
         if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) application(`write() given ${typeof chunk}, not bytes or a string`);
-        write(chunk);
+        return write(chunk);
       };
     };
 
