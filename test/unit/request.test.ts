@@ -203,6 +203,80 @@ describe("the response", () => {
   });
 });
 
+describe("the legacy write()", () => {
+  it("returns a promise while the socket drains, and its chunks go out in order after what waits", async () => {
+    const { sink: base, sent } = recorder();
+    let release: () => void = () => undefined;
+    let waits = 0;
+    // The first send has to wait for the socket; the others go at once.
+    const sink: ResponseSink = {
+      ...base,
+      send(head, chunk, last) {
+        base.send(head, chunk, last);
+        if (waits++ === 0) return new Promise<void>((r) => (release = r));
+        return undefined;
+      },
+    };
+    const order: string[] = [];
+    const controller = new RequestAbort();
+    const pending = runRequest(
+      async (_e, start) => {
+        const write = start("200 OK", []);
+        const first = write("one ");
+        order.push(first instanceof Promise ? "first waits" : "first sent");
+        const second = write("two ");
+        order.push(second instanceof Promise ? "second waits" : "second sent");
+        setTimeout(() => release(), 20);
+        await second;
+        order.push("drained");
+        return ["three"];
+      },
+      environ("GET", controller),
+      sink,
+      { abort: controller, log },
+    );
+    const outcome = await pending;
+    expect(order).toEqual(["first waits", "second waits", "drained"]);
+    expect(sent.body).toBe("one two three");
+    expect(outcome).toMatchObject({ status: 200, end: "complete" });
+  });
+
+  it("a client gone during a write() ends the request without an unhandled rejection", async () => {
+    const { sink: base, sent } = recorder();
+    const controller = new RequestAbort();
+    const sink: ResponseSink = {
+      ...base,
+      send(head, chunk, last) {
+        base.send(head, chunk, last);
+        return Promise.reject(tsgiError("TSGI_ERR_APP_CLIENT_GONE", { reason: "test" }));
+      },
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (r: unknown) => unhandled.push(r);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const outcome = await runRequest(
+        async (_e, start) => {
+          const write = start("200 OK", []);
+          void write("a");
+          void write("b");
+          await new Promise((r) => setTimeout(r, 10));
+          return ["c"];
+        },
+        environ("GET", controller),
+        sink,
+        { abort: controller, log },
+      );
+      await new Promise((r) => setTimeout(r, 10));
+      expect(outcome.end).toBe("aborted");
+      expect(sent.aborted).toBe(true);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+});
+
 describe("max-body on a body of unknown length", () => {
   it("an application reading past max-body gets a 413 when nothing was sent yet", async () => {
     const input = new TsgiInput(null, null, 4);
