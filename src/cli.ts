@@ -48,16 +48,16 @@ export function program(): Command {
       const raw = flags[camel(s.key)];
       if (raw === undefined || s.fileOnly) continue;
       const r = coerce(s, raw, true);
-      if ("error" in r) cli.error(`tsgi serve: ${r.error}`);
+      if ("error" in r) cli.error(`tsgi serve: TSGI_ERR_CONFIG_INVALID: ${r.error}`);
       else values[s.key] = r.value;
     }
     const listen = values.listen as string[];
-    if (listen.length === 0) cli.error("tsgi serve: give at least one --listen PROTO:HOST:PORT or PROTO:unix:PATH");
+    if (listen.length === 0) cli.error("tsgi serve: TSGI_ERR_CONFIG_INVALID: listen: give at least one --listen PROTO:HOST:PORT or PROTO:unix:PATH");
     for (const l of listen) {
       try {
         parseListen(l);
       } catch (err) {
-        cli.error(`tsgi serve: ${(err as Error).message}`);
+        cli.error(`tsgi serve: ${(err as Error & { code?: string }).code}: ${(err as Error).message}`);
       }
     }
     const name = (flags.name as string | undefined) ?? basename(splitAppSpec(app).module).replace(/\.[^.]+$/, "");

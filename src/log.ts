@@ -5,6 +5,7 @@
 // (appended, and reopened on SIGUSR1 for logrotate), or nowhere ("off").
 
 import { closeSync, fchownSync, openSync, writeSync } from "node:fs";
+import { tsgiError } from "./errors.ts";
 import { ROOT } from "./paths.ts";
 
 export interface Logger {
@@ -71,11 +72,18 @@ const files = new Map<string, LogFile>();
  * Where a log goes, as the settings spell it: "-" is `stdio` (the process's own stdout or
  * stderr), "off" nowhere (null), anything else a file path (one LogFile per path).
  */
-export function logDestination(where: string, stdio: LogSink): LogSink | null {
+export function logDestination(where: string, stdio: LogSink, key = "log"): LogSink | null {
   if (where === "-") return stdio;
   if (where === "off") return null;
   let file = files.get(where);
-  if (!file) files.set(where, (file = new LogFile(where)));
+  if (!file) {
+    try {
+      file = new LogFile(where);
+    } catch (err) {
+      throw tsgiError("TSGI_ERR_CONFIG_INVALID", { where: key, reason: `cannot open ${where}: ${summarize(err)}` });
+    }
+    files.set(where, file);
+  }
   return file;
 }
 
@@ -96,8 +104,13 @@ export function reopenLogFiles(): string[] {
  * Makes sure a log file exists and belongs to `owner` (the site's user) before workers that
  * run as that user open it: the master does this at start and before each reopen.
  */
-export function prepareLogFile(path: string, owner: { uid: number; gid: number } | null): void {
-  const fd = openSync(path, "a", 0o640);
+export function prepareLogFile(path: string, owner: { uid: number; gid: number } | null, key = "log"): void {
+  let fd: number;
+  try {
+    fd = openSync(path, "a", 0o640);
+  } catch (err) {
+    throw tsgiError("TSGI_ERR_CONFIG_INVALID", { where: key, reason: `cannot open ${path}: ${summarize(err)}` });
+  }
   try {
     if (owner) fchownSync(fd, owner.uid, owner.gid);
   } finally {

@@ -108,8 +108,8 @@ export class Pool {
     const root = process.getuid?.() === 0;
     const user = s.user ? resolveUser(s.user) : null;
     const gid = s.group ? resolveGroup(s.group) : user?.gid;
-    const owner = s["socket-owner"] ? resolveUser(s["socket-owner"]).uid : user?.uid;
-    const ownerGroup = s["socket-group"] ? resolveGroup(s["socket-group"]) : gid;
+    const owner = s["socket-owner"] ? resolveUser(s["socket-owner"], "socket-owner").uid : user?.uid;
+    const ownerGroup = s["socket-group"] ? resolveGroup(s["socket-group"], "socket-group") : gid;
     if (!root) {
       // Without root nothing can change hands: a setting that asks for it is an error, not a no-op.
       const uid = process.getuid?.();
@@ -211,7 +211,12 @@ export class Pool {
 
   /** SIGUSR1: the log files are opened again, the master's and every worker's. */
   reopenLogs(): void {
-    this.#prepareLogs();
+    try {
+      this.#prepareLogs();
+    } catch (err) {
+      this.#log.error("cannot reopen the log files", err);
+      return;
+    }
     for (const failure of reopenLogFiles()) this.#log.error(`cannot reopen a log file: ${failure}`);
     const msg: MasterMessage = { type: "reopen-logs" };
     for (const s of this.#children) if (s.worker.connected) s.worker.send(msg);
@@ -436,7 +441,7 @@ export class Pool {
     const owner = this.#ids.uid !== undefined ? { uid: this.#ids.uid, gid: this.#ids.gid ?? this.#ids.uid } : null;
     for (const key of ["access-log", "error-log"] as const) {
       const where = this.#s[key];
-      if (where && where !== "-" && where !== "off") prepareLogFile(where, owner);
+      if (where && where !== "-" && where !== "off") prepareLogFile(where, owner, key);
     }
   }
 }

@@ -8,7 +8,7 @@ import { Pool, type PoolConfig } from "./pool.ts";
 
 export async function serveSite(cfg: PoolConfig): Promise<void> {
   const s = cfg.settings;
-  const log = createLogger(cfg.site, { error: logDestination(s["error-log"] ?? "-", process.stderr) ?? process.stderr, access: null });
+  const log = createLogger(cfg.site, { error: logDestination(s["error-log"] ?? "-", process.stderr, "error-log") ?? process.stderr, access: null });
   process.title = `tsgi: ${cfg.site} master`;
   if (process.getuid?.() === 0 && !s.user && !s["run-as-root"]) {
     log.warn("running as root without --user: the application can do anything root can (set --user, or --run-as-root to say it is meant)");

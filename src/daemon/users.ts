@@ -19,16 +19,16 @@ function lookup(file: string, name: string, field: number): number | null {
   return null;
 }
 
-/** uid and primary gid of `user`. */
-export function resolveUser(user: string): { uid: number; gid: number } {
+/** uid and primary gid of `user`; `key` is the setting that named it (for the error). */
+export function resolveUser(user: string, key = "user"): { uid: number; gid: number } {
   const uid = lookup("/etc/passwd", user, 2);
   const gid = lookup("/etc/passwd", user, 3);
-  if (uid === null) throw tsgiError("TSGI_ERR_CONFIG_INVALID", { where: "user", reason: `no user ${JSON.stringify(user)} on this machine` });
+  if (uid === null) throw tsgiError("TSGI_ERR_CONFIG_INVALID", { where: key, reason: `no user ${JSON.stringify(user)} on this machine` });
   return { uid, gid: gid ?? uid };
 }
 
-export function resolveGroup(group: string): number {
+export function resolveGroup(group: string, key = "group"): number {
   const gid = lookup("/etc/group", group, 2);
-  if (gid === null) throw tsgiError("TSGI_ERR_CONFIG_INVALID", { where: "group", reason: `no group ${JSON.stringify(group)} on this machine` });
+  if (gid === null) throw tsgiError("TSGI_ERR_CONFIG_INVALID", { where: key, reason: `no group ${JSON.stringify(group)} on this machine` });
   return gid;
 }

@@ -77,8 +77,8 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
   const trim = Number(process.env.TSGI_MALLOC_TRIM ?? MALLOC_TRIM_BYTES);
   if (Number.isInteger(trim) && trim > 0 && trim < 2 ** 31) binding.mallocTrimThreshold(trim);
   const log = createLogger(cfg.site, {
-    error: logDestination(s["error-log"] ?? "-", process.stderr) ?? process.stderr,
-    access: logDestination(s["access-log"] ?? "-", process.stdout),
+    error: logDestination(s["error-log"] ?? "-", process.stderr, "error-log") ?? process.stderr,
+    access: logDestination(s["access-log"] ?? "-", process.stdout, "access-log"),
   });
 
   let recycling = false;

@@ -134,6 +134,9 @@ export class Site {
       this.log.error(`${meta.peer}: request failed in the server`, err);
       sink.abort();
     });
+    // Full now (#serve counted the request before its first await): stop accepting before the
+    // next connection comes, so that the group's other workers take it.
+    if (this.inFlight >= this.concurrency) this.#saturate(true);
   }
 
   #finished(): void {
