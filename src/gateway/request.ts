@@ -48,6 +48,8 @@ export interface RequestOutcome {
 }
 
 const ABORTED = Symbol("aborted");
+/** How long an aborted request waits for a body's pending next() before close() (then return() runs whenever it settles). */
+const STUCK_STEP_MS = 1000;
 type Aborted = typeof ABORTED;
 
 /**
@@ -307,8 +309,9 @@ class Exchange {
 
   /**
    * The body's iterator, left before its end, is told so: return() runs a generator's
-   * finally, and is waited for before close() — unless an abort left a next() of it pending,
-   * which return() would queue behind (it may never settle): then it is not waited for.
+   * finally, and is waited for before close(). When an abort left a next() of it pending,
+   * return() queues behind that step, which may never settle: it is waited for at most
+   * STUCK_STEP_MS.
    */
   #finishIteration(): void | Promise<unknown> {
     const it = this.#iterator;
@@ -319,7 +322,12 @@ class Exchange {
       const r = it.return();
       if (isThenable(r)) {
         const done = Promise.resolve(r).then(undefined, failed);
-        return this.#stepping ? undefined : done;
+        if (!this.#stepping) return done;
+        // return() runs once the pending step settles: waited for a moment (a generator
+        // sleeping between chunks), never for as long as a stuck one would take.
+        let timer: NodeJS.Timeout | undefined;
+        const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, STUCK_STEP_MS)));
+        return Promise.race([done, bound]).finally(() => clearTimeout(timer));
       }
     } catch (err) {
       failed(err);
