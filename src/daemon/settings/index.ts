@@ -19,6 +19,7 @@ interface ValueOf {
 export interface Setting {
   key: string;
   type: SettingType;
+  /** As a user writes it in tsgi.toml ("60s", "64k", "0660"); `defaults()` coerces it. */
   default: unknown;
   summary: string;
   /** Inclusive bounds for int/duration/size values. */
@@ -49,12 +50,12 @@ export const SETTINGS = [
   { key: "run-as-root", type: "bool", default: false, summary: "let workers run as root when started as root without `user` (no warning)" },
   { key: "mount", type: "string", default: "", summary: "SCRIPT_NAME of the site: the path prefix it is served under" },
   { key: "max-requests", type: "int", default: 0, min: 0, summary: "recycle a worker after this many requests, with up to 10% jitter (0 = never)" },
-  { key: "request-timeout", type: "duration", default: 60_000, min: 0, summary: "abort a request running longer (504 if nothing was sent; 0 = never)" },
-  { key: "graceful-timeout", type: "duration", default: 30_000, min: 0, summary: "how long reload and stop wait for requests in flight" },
-  { key: "header-timeout", type: "duration", default: 10_000, min: 0, summary: "how long a connection may take to deliver a complete request head" },
-  { key: "inactivity-timeout", type: "duration", default: 0, min: 0, summary: "restart a worker idle this long after its last request (0 = never)" },
+  { key: "request-timeout", type: "duration", default: "60s", min: 0, summary: "abort a request running longer (504 if nothing was sent; 0 = never)" },
+  { key: "graceful-timeout", type: "duration", default: "30s", min: 0, summary: "how long reload and stop wait for requests in flight" },
+  { key: "header-timeout", type: "duration", default: "10s", min: 0, summary: "how long a connection may take to deliver a complete request head" },
+  { key: "inactivity-timeout", type: "duration", default: "0", min: 0, summary: "restart a worker idle this long after its last request (0 = never)" },
   { key: "max-connections", type: "int", default: 1024, min: 0, summary: "connections open at once per worker and listener (0 = no limit)" },
-  { key: "max-params", type: "size", default: 64 * 1024, min: 1, max: MiB, summary: "largest params/vars block of a request, bytes (up to 1 MiB)" },
+  { key: "max-params", type: "size", default: "64k", min: 1, max: MiB, summary: "largest params/vars block of a request, bytes (up to 1 MiB)" },
   { key: "max-body", type: "size", default: 0, min: 0, summary: "largest request body, bytes; over it 413 (0 = no limit)" },
   { key: "access-log", type: "string", default: "-", summary: 'where the access log goes: "-" (standard output), a file, or "off"; files reopen on SIGUSR1' },
   { key: "error-log", type: "string", default: "-", summary: 'where the error log goes: "-" (standard error) or a file; files reopen on SIGUSR1', daemon: true },
