@@ -66,6 +66,22 @@ export function program(): Command {
     await serveSite(poolConfig(name, values as SiteSettings));
   });
 
+  cli
+    .command("check")
+    .description("check a tsgi.toml: every problem on its own line (with its site and key), exit 1 if any")
+    .option("-c, --config <file>", "the file to check", "tsgi.toml")
+    .action(async (flags: { config: string }) => {
+      const { checkConfig } = await import("./daemon/config.ts");
+      const { config, problems } = checkConfig(flags.config);
+      if (!config) {
+        for (const problem of problems) process.stderr.write(`${problem}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const names = config.sites.map((s) => s.name);
+      process.stdout.write(`${flags.config}: ${names.length} site${names.length === 1 ? "" : "s"}, no problems (${names.join(", ")})\n`);
+    });
+
   return cli;
 }
 

@@ -199,6 +199,10 @@ export const ERRORS = {
     message: "{where}: {reason}",
     fix: "The message names the site and key; `tsgi check -c tsgi.toml` lists every error at once.",
   },
+  TSGI_ERR_CONFIG_FILE: {
+    message: "{problem}{more}",
+    fix: "Each problem names the file, the site (or [defaults], or the top level) and the key; `tsgi check -c tsgi.toml` lists them all, one a line. The keys and what they accept are in docs/settings.md.",
+  },
   // ---- process groups ----
   TSGI_ERR_POOL_BOOT: {
     message: "site {site}: a worker failed to start: {reason}",

@@ -20,9 +20,13 @@ export function splitAppSpec(spec: string): { module: string; callable: string }
   return { module: spec, callable: "application" };
 }
 
+/** Whether MODULE names a file (relative or absolute) rather than a package specifier. */
+export function isModulePath(module: string): boolean {
+  return module.startsWith(".") || isAbsolute(module) || /\.(m|c)?(t|j)s$/.test(module);
+}
+
 function moduleUrl(module: string, cwd: string): string {
-  const looksLikePath = module.startsWith(".") || isAbsolute(module) || /\.(m|c)?(t|j)s$/.test(module);
-  if (looksLikePath) {
+  if (isModulePath(module)) {
     const path = resolve(cwd, module);
     if (!existsSync(path)) throw tsgiError("TSGI_ERR_APP_IMPORT", { module, reason: `${path} does not exist` });
     return pathToFileURL(path).href;

@@ -42,7 +42,7 @@ export const SETTINGS = [
   { key: "socket-group", type: "string", default: null, summary: "group of the site's unix sockets (default: the site's group)" },
   { key: "processes", type: "int", default: 1, min: 1, max: 1024, summary: "workers in the site's process group" },
   { key: "concurrency", type: "int", default: 100, min: 1, max: 65535, summary: "requests in the application at once per worker; more wait, and the worker stops accepting" },
-  { key: "cwd", type: "string", default: null, summary: "working directory of the workers" },
+  { key: "cwd", type: "string", default: null, summary: "working directory of the workers (default: tsgi.toml's folder; for `tsgi serve`, the current one)" },
   { key: "env", type: "table", default: {}, summary: "environment variables added for the workers (NAME=VALUE, repeatable)" },
   { key: "clear-env", type: "bool", default: false, summary: "start workers from an empty environment plus `env` (as PHP-FPM does)" },
   { key: "user", type: "string", default: null, summary: "user the workers run as (when started as root)" },
@@ -61,6 +61,15 @@ export const SETTINGS = [
   { key: "error-log", type: "string", default: "-", summary: 'where the error log goes: "-" (standard error) or a file; files reopen on SIGUSR1', daemon: true },
   { key: "debug", type: "bool", default: false, summary: "show exceptions to the client in 500 responses" },
 ] as const satisfies readonly Setting[];
+
+/**
+ * Keys of the daemon as a whole that are not site keys: only at the top of tsgi.toml, never
+ * `tsgi serve` flags. (`error-log`, a site key flagged `daemon`, is accepted there too.)
+ */
+export const DAEMON_SETTINGS: readonly Setting[] = [
+  { key: "control", type: "string", default: null, fileOnly: true, summary: "the control socket through which `tsgi status`, `reload` and `stop` reach the master (default: beside the file, /etc/tsgi/tsgi.toml → /etc/tsgi/tsgi.ctl)" },
+  { key: "pidfile", type: "string", default: null, fileOnly: true, summary: "a file the master writes its pid to" },
+];
 
 /** The table as plain declarations, to walk. */
 export const SETTING_LIST: readonly Setting[] = SETTINGS;
