@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { splitAppSpec } from "./daemon/app.ts";
 import { parseListen } from "./daemon/listen.ts";
-import type { PoolConfig } from "./daemon/pool.ts";
+import type { SiteDefinition } from "./daemon/master.ts";
 import { SETTING_LIST, coerce, defaults, type SiteSettings } from "./daemon/settings/index.ts";
 import { ROOT } from "./paths.ts";
 
@@ -15,9 +15,9 @@ function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-/** Settings (keyed as in tsgi.toml) to what a pool needs: the same keys, `cwd` made absolute. */
-export function poolConfig(site: string, values: SiteSettings): PoolConfig {
-  return { site, settings: { ...values, cwd: resolve(values.cwd ?? ".") } };
+/** Settings (keyed as in tsgi.toml) to a site of the master: the same keys, `cwd` made absolute. */
+export function siteDefinition(name: string, values: SiteSettings): SiteDefinition {
+  return { name, settings: { ...values, cwd: resolve(values.cwd ?? ".") } };
 }
 
 export function version(): string {
@@ -63,7 +63,7 @@ export function program(): Command {
     const name = (flags.name as string | undefined) ?? basename(splitAppSpec(app).module).replace(/\.[^.]+$/, "");
     // Loaded only now: it needs the native bridge.
     const { serveSite } = await import("./daemon/serve.ts");
-    await serveSite(poolConfig(name, values as SiteSettings));
+    await serveSite(siteDefinition(name, values as SiteSettings));
   });
 
   cli

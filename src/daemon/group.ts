@@ -75,6 +75,8 @@ export const CRASH_GRACE_MS = 1000;
 export const BOOT_TIMEOUT_MS = 60_000;
 /** After SIGTERM, how long before SIGKILL. */
 export const TERM_GRACE_MS = 2000;
+/** After SIGKILL, how long before a process that still did not exit (stuck in the kernel) is given up on. */
+export const KILL_GRACE_MS = 5000;
 
 interface Place {
   /** Boot failures in a row of the target generation. */
@@ -114,8 +116,14 @@ export class Group {
     this.#ensurePlaces();
   }
 
+  /** The generation being started or serving (the target). */
   get generation(): number {
     return this.#generation;
+  }
+
+  /** The last generation that was complete (every place ready); 0 before the first. */
+  get serving(): number {
+    return this.#serving;
   }
 
   /** New options (a reload of a changed file) apply from the next generation's spawns on. */
@@ -356,8 +364,9 @@ export class Group {
     if (place.failures < BOOT_ATTEMPTS) {
       const delay = backoff(place.failures);
       place.notBefore = now + delay;
-      const what = error ? `could not start (${(error as { code?: string }).code ?? "error"}: ${firstLine(error)})` : reason.replace(/^worker \d+ /, "");
-      return [{ kind: "log", level: "warn", message: `worker ${index} ${what}; retrying in ${delay} ms` }];
+      // The error itself is logged once, when it is given up on.
+      const what = error ? "could not start" : reason.replace(/^worker \d+ /, "");
+      return [{ kind: "log", level: "warn", message: `worker ${index} ${what}; retrying in ${delay} ms (attempt ${place.failures} of ${BOOT_ATTEMPTS})` }];
     }
     // Given up: a reload that does not take leaves the serving generation; a site with nothing serving has failed.
     const serving = this.#serving > 0 && this.#serving !== this.#generation ? this.#readyOf(this.#serving) : [];
@@ -370,7 +379,7 @@ export class Group {
       this.state = "running";
       for (const p of this.#places.values()) p.failures = 0;
       const actions: Action[] = [
-        { kind: "log", level: "error", message: `site ${this.site}: reload failed after ${BOOT_ATTEMPTS} attempts; the workers of before keep serving`, error: error ?? reason },
+        { kind: "log", level: "error", message: `reload failed; the old workers keep serving`, error: error ?? reason },
       ];
       for (const w of this.workers.values()) if (w.generation === abandoned) this.#stopWorker(w, now, actions);
       return actions;
@@ -379,7 +388,7 @@ export class Group {
     this.failure = summary;
     this.failureError = error;
     const actions: Action[] = [
-      { kind: "log", level: "error", message: `site ${this.site} failed: its workers cannot start (${BOOT_ATTEMPTS} attempts); it is not restarted until a reload`, error: error ?? reason },
+      { kind: "log", level: "error", message: `site ${this.site} failed: its workers cannot start (${BOOT_ATTEMPTS} attempts)`, error: error ?? reason },
     ];
     for (const w of this.workers.values()) if (w.state === "booting") this.#stopWorker(w, now, actions);
     return actions;
@@ -403,14 +412,18 @@ export class Group {
     // After the message: graceful-timeout and a second for the worker's own exit; after SIGTERM: TERM_GRACE_MS.
     if (step === 0) return this.#o.gracefulTimeoutMs + 1000;
     if (step === 1) return TERM_GRACE_MS;
-    return Infinity;
+    return KILL_GRACE_MS;
   }
 
   #escalate(now: number, actions: Action[]): void {
     for (const w of this.workers.values()) {
-      if (w.state !== "stopping" || w.escalation === 2) continue;
+      if (w.state !== "stopping") continue;
       if (now < w.stopAt + this.#escalationDelay(w.escalation)) continue;
-      if (w.escalation === 0) {
+      if (w.escalation === 2) {
+        // It cannot even be killed: it must not hold a stop or a place forever.
+        this.workers.delete(w.pid);
+        actions.push({ kind: "log", level: "error", message: `worker ${w.index} (pid ${w.pid}) did not exit after SIGKILL; given up on` });
+      } else if (w.escalation === 0) {
         w.escalation = 1;
         w.stopAt = now;
         actions.push({ kind: "log", level: "warn", message: `worker ${w.index} (pid ${w.pid}) did not stop within graceful-timeout; SIGTERM` });

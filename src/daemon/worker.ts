@@ -34,6 +34,8 @@ export interface WorkerConfig {
   index: number;
   multiprocess: boolean;
   settings: SiteSettings;
+  /** Started as root: who to become before anything of the application runs. */
+  identity: { user: string | null; uid: number | null; gid: number | null } | null;
 }
 
 /** Worker → master, over the IPC channel. */
@@ -42,13 +44,31 @@ export type WorkerMessage =
   /** Why the application cannot be imported: its code, its one-line message, the application's frames. */
   | { type: "boot-error"; code: string; message: string; frames: string[] }
   /** Start my replacement, then stop me (max-requests, inactivity-timeout, an uncaught exception). */
-  | { type: "recycle"; reason: string };
+  | { type: "recycle"; reason: string }
+  /** Every HEARTBEAT_MS while serving: alive (a worker stuck in a loop stops beating and is replaced), and its figures for `tsgi status`. */
+  | { type: "heartbeat"; served: number; inFlight: number; rss: number };
 
 /** Master → worker. */
 export type MasterMessage = { type: "stop" } | { type: "reopen-logs" };
 
 function send(msg: WorkerMessage): void {
   if (process.connected) process.send?.(msg);
+}
+
+/** How often a ready worker tells its master it is alive. */
+export const HEARTBEAT_MS = 1000;
+
+/**
+ * Becomes the site's user through libc (initgroups, setgid, setuid: NSS users and their
+ * supplementary groups, as every other daemon does), before the application is imported.
+ */
+function dropPrivileges(id: NonNullable<WorkerConfig["identity"]>): void {
+  // Node has it on POSIX; @types/node leaves it out.
+  const initgroups = (process as { initgroups?: (user: string | number, extraGroup: string | number) => void }).initgroups!;
+  if (id.user !== null) initgroups(id.user, id.gid ?? id.user);
+  else if (id.gid !== null) process.setgroups!([id.gid]);
+  if (id.gid !== null) process.setgid!(id.gid);
+  if (id.uid !== null) process.setuid!(id.uid);
 }
 
 /** The first inherited listening socket: fd 3 is the IPC channel to the master. */
@@ -74,6 +94,7 @@ function requestBudget(maxRequests: number): number {
 export async function runWorker(cfg: WorkerConfig): Promise<void> {
   const s = cfg.settings;
   process.title = `tsgi: ${cfg.site} worker ${cfg.index}`;
+  if (cfg.identity) dropPrivileges(cfg.identity);
   const trim = Number(process.env.TSGI_MALLOC_TRIM ?? MALLOC_TRIM_BYTES);
   if (Number.isInteger(trim) && trim > 0 && trim < 2 ** 31) binding.mallocTrimThreshold(trim);
   const log = createLogger(cfg.site, {
@@ -150,11 +171,14 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
   };
   watchLifetime(site, s, log, cfg.index, recycle);
   send({ type: "ready" });
+  const beat = () => send({ type: "heartbeat", served: site.served, inFlight: site.inFlight, rss: process.memoryUsage.rss() });
+  setInterval(beat, HEARTBEAT_MS).unref();
 
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
+    beat();
     // Requests in flight finish; idle connections close; the process exits once every
     // listener has closed and every connection is gone, so no response is cut in a queue.
     let open = servers.length;
@@ -177,7 +201,8 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
   });
   // The master is gone (killed, even with -9): a worker without a master stops.
   process.on("disconnect", stop);
-  process.on("SIGTERM", stop);
+  // SIGTERM stops as "stop" does; a second one (the master's after graceful-timeout) at once.
+  process.on("SIGTERM", () => (stopping ? process.exit(0) : stop()));
   process.on("SIGUSR1", () => reopen(log, cfg.index));
   // The master handles SIGINT for the whole group (a terminal sends it to every process).
   process.on("SIGINT", () => undefined);
