@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { splitAppSpec } from "./daemon/app.ts";
 import { parseListen } from "./daemon/listen.ts";
+import type { ControlRequest } from "./daemon/control.ts";
 import type { SiteDefinition } from "./daemon/master.ts";
 import { SETTING_LIST, coerce, defaults, type SiteSettings } from "./daemon/settings/index.ts";
 import { ROOT } from "./paths.ts";
@@ -80,6 +81,59 @@ export function program(): Command {
       }
       const names = config.sites.map((s) => s.name);
       process.stdout.write(`${flags.config}: ${names.length} site${names.length === 1 ? "" : "s"}, no problems (${names.join(", ")})\n`);
+    });
+
+  cli
+    .command("daemon")
+    .description("run every site of a tsgi.toml, a process group each, in the foreground")
+    .option("-c, --config <file>", "the configuration file", "tsgi.toml")
+    .option("--pidfile <file>", "write the master's pid here (removed at stop)")
+    .action(async (flags: { config: string; pidfile?: string }) => {
+      const { runDaemon } = await import("./daemon/daemon.ts");
+      await runDaemon(flags.config, flags.pidfile ? resolve(flags.pidfile) : null);
+    });
+
+  const control = async (file: string, request: ControlRequest) => {
+    const { loadControlPath } = await import("./daemon/config.ts");
+    const { controlRequest } = await import("./daemon/control.ts");
+    const { tsgiError } = await import("./errors.ts");
+    const reply = await controlRequest(loadControlPath(file), request).catch((err: Error) => {
+      throw tsgiError("TSGI_ERR_CONTROL", { reason: err.message });
+    });
+    if (!reply.ok) throw tsgiError("TSGI_ERR_CONTROL", { reason: reply.error });
+    return reply;
+  };
+  cli
+    .command("status")
+    .description("the state of every site and worker of the running master")
+    .option("-c, --config <file>", "the configuration file of the running master", "tsgi.toml")
+    .option("--json", "print it as JSON")
+    .action(async (flags: { config: string; json?: boolean }) => {
+      const reply = await control(flags.config, { command: "status" });
+      if (!reply.ok) return;
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ master: reply.master, sites: reply.sites }, null, 2)}\n`);
+        return;
+      }
+      const { formatStatus } = await import("./daemon/status-text.ts");
+      process.stdout.write(formatStatus(reply.master!, reply.sites ?? []));
+    });
+  cli
+    .command("reload")
+    .description("reload the running master: the file is reread, every site's workers (or SITE's) replaced with none lost")
+    .argument("[site]", "only this site")
+    .option("-c, --config <file>", "the configuration file of the running master", "tsgi.toml")
+    .action(async (site: string | undefined, flags: { config: string }) => {
+      const reply = await control(flags.config, site ? { command: "reload", site } : { command: "reload" });
+      if (reply.ok) process.stdout.write(`${reply.message}\n`);
+    });
+  cli
+    .command("stop")
+    .description("stop the running master gracefully")
+    .option("-c, --config <file>", "the configuration file of the running master", "tsgi.toml")
+    .action(async (flags: { config: string }) => {
+      const reply = await control(flags.config, { command: "stop" });
+      if (reply.ok) process.stdout.write(`${reply.message}\n`);
     });
 
   return cli;

@@ -82,8 +82,12 @@ interface NativeListenerBase {
   /** Stop or resume reading the connection (request-body backpressure). */
   pause(connId: number, paused: boolean): void;
   peer(connId: number): string;
-  /** Stop accepting; connections with no request on them close, the others after their last response. */
-  close(): void;
+  /**
+   * Stop accepting; connections with no request on them close, the others after their last
+   * response. `keepIdle`: idle persistent connections stay open until their next response (or
+   * a later close()).
+   */
+  close(keepIdle?: boolean): void;
   /** Stop or resume accepting (the listening socket stays open); false when it could not resume. */
   pauseAccept(paused: boolean): boolean;
   readonly connections: number;

@@ -642,11 +642,15 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     return Napi::Boolean::New(info.Env(), rc == 0);
   }
 
-  // close(): stop accepting; requests on accepted connections are served, and connections
-  // with no request on them (or once their last one ends) are closed.
+  // close(keepIdle = false): stop accepting; requests on accepted connections are served, and
+  // connections with no request on them (or once their last one ends) are closed. With
+  // keepIdle, idle persistent connections stay open and each closes after its next response:
+  // a front server may be sending a request on one this instant (nginx's keepalive cache), and
+  // closing it under that request loses it. A later close() ends the ones still idle.
   Napi::Value close(const Napi::CallbackInfo& info) {
     stopping_ = true;
     if (listener_open_) close_listener();
+    if (info.Length() > 0 && info[0].ToBoolean()) return info.Env().Undefined();
     std::vector<Conn*> idle;
     for (auto& [id, c] : conns_) {
       if (self()->idle(c)) idle.push_back(c);

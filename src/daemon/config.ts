@@ -332,3 +332,22 @@ export function loadConfig(file: string): DaemonConfig {
     more: problems.length > 1 ? ` (and ${problems.length - 1} more)` : "",
   });
 }
+
+/**
+ * The control socket of the master running `file`, for `tsgi status|reload|stop`: read
+ * from the file's top-level `control` alone, so it still answers while the rest of the file
+ * is being edited and has problems.
+ */
+export function loadControlPath(file: string): string {
+  const abs = resolve(file);
+  let control: unknown;
+  try {
+    control = (parse(readFileSync(abs, "utf8")) as Record<string, unknown>).control;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw tsgiError("TSGI_ERR_CONFIG_FILE", { file: abs, count: 1, problems: [`${abs}: no such file`], problem: `${abs}: no such file`, more: "" });
+    }
+    control = undefined;
+  }
+  return resolve(dirname(abs), typeof control === "string" ? control : `${basename(abs, ".toml")}.ctl`);
+}

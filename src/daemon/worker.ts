@@ -55,6 +55,9 @@ function send(msg: WorkerMessage): void {
   if (process.connected) process.send?.(msg);
 }
 
+/** At stop, how long idle persistent connections are left to the front server before they close. */
+const IDLE_CLOSE_MS = 2000;
+
 /** How often a ready worker tells its master it is alive. */
 export const HEARTBEAT_MS = 1000;
 
@@ -186,7 +189,13 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
       server.close(() => open--);
       server.closeIdleConnections();
     }
-    for (const n of natives) n.close();
+    // An idle persistent connection (FastCGI keep-conn) may carry a request from the front
+    // server this instant: each one closes after its next response, and those still idle a
+    // moment later (no traffic: nothing in the way) close then.
+    for (const n of natives) n.close(true);
+    setTimeout(() => {
+      for (const n of natives) n.close();
+    }, Math.min(IDLE_CLOSE_MS, s["graceful-timeout"]));
     setInterval(() => {
       if (open <= 0 && natives.every((n) => n.connections === 0)) process.exit(0);
     }, 10);

@@ -14,8 +14,8 @@ import type { Site } from "./site.ts";
 
 /** A listening socket served by the native bridge, as the worker drives it. */
 export interface NativeListener {
-  /** Stop accepting; accepted connections are served, idle ones closed. */
-  close(): void;
+  /** Stop accepting; accepted connections are served, idle ones closed (with `keepIdle`, after their next response or a later close()). */
+  close(keepIdle?: boolean): void;
   /** Stop (true) or resume accepting new connections; false when accepting could not resume. */
   pauseAccept(paused: boolean): boolean;
   readonly connections: number;
