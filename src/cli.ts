@@ -98,9 +98,9 @@ export function program(): Command {
     const { controlRequest } = await import("./daemon/control.ts");
     const { tsgiError } = await import("./errors.ts");
     const reply = await controlRequest(loadControlPath(file), request).catch((err: Error) => {
-      throw tsgiError("TSGI_ERR_CONTROL", { reason: err.message });
+      throw tsgiError("TSGI_ERR_MASTER_UNREACHABLE", { reason: err.message });
     });
-    if (!reply.ok) throw tsgiError("TSGI_ERR_CONTROL", { reason: reply.error });
+    if (!reply.ok) throw tsgiError("TSGI_ERR_MASTER_UNREACHABLE", { reason: reply.error });
     return reply;
   };
   cli

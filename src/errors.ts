@@ -217,7 +217,7 @@ export const ERRORS = {
     message: "cannot listen on {address}: {reason}",
     fix: "EADDRINUSE: another process holds the address (`ss -ltnp` names it); EACCES: a port below 1024 needs root, a unix socket a folder the master may write.",
   },
-  TSGI_ERR_CONTROL: {
+  TSGI_ERR_MASTER_UNREACHABLE: {
     message: "{reason}",
     fix: "`tsgi status`, `tsgi reload` and `tsgi stop` talk to the master through the control socket of the same -c tsgi.toml: start it with `tsgi daemon -c tsgi.toml`, give the same file, and run them as the master's user (the socket is 0600).",
   },
