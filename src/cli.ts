@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { splitAppSpec } from "./daemon/app.ts";
 import { parseListen } from "./daemon/listen.ts";
-import type { ControlRequest } from "./daemon/control.ts";
+import type { ControlReply, ControlRequest } from "./daemon/control.ts";
 import type { SiteDefinition } from "./daemon/master.ts";
 import { SETTING_LIST, coerce, defaults, type SiteSettings } from "./daemon/settings/index.ts";
 import { ROOT } from "./paths.ts";
@@ -101,16 +101,15 @@ export function program(): Command {
       throw tsgiError("TSGI_ERR_MASTER_UNREACHABLE", { reason: err.message });
     });
     if (!reply.ok) throw tsgiError("TSGI_ERR_MASTER_UNREACHABLE", { reason: reply.error });
-    return reply;
+    return reply as Extract<ControlReply, { ok: true }>;
   };
-  cli
-    .command("status")
-    .description("the state of every site and worker of the running master")
-    .option("-c, --config <file>", "the configuration file of the running master", "tsgi.toml")
+  // The commands that reach a running master: it is found from the same -c file.
+  const controlCommand = (name: string, description: string) =>
+    cli.command(name).description(description).option("-c, --config <file>", "the configuration file of the running master", "tsgi.toml");
+  controlCommand("status", "the state of every site and worker of the running master")
     .option("--json", "print it as JSON")
     .action(async (flags: { config: string; json?: boolean }) => {
       const reply = await control(flags.config, { command: "status" });
-      if (!reply.ok) return;
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ master: reply.master, sites: reply.sites }, null, 2)}\n`);
         return;
@@ -118,23 +117,16 @@ export function program(): Command {
       const { formatStatus } = await import("./daemon/status-text.ts");
       process.stdout.write(formatStatus(reply.master!, reply.sites ?? []));
     });
-  cli
-    .command("reload")
-    .description("reload the running master: the file is reread, every site's workers (or SITE's) replaced with none lost")
+  controlCommand("reload", "reload the running master: the file is reread, every site's workers (or SITE's) replaced with none lost")
     .argument("[site]", "only this site")
-    .option("-c, --config <file>", "the configuration file of the running master", "tsgi.toml")
     .action(async (site: string | undefined, flags: { config: string }) => {
       const reply = await control(flags.config, site ? { command: "reload", site } : { command: "reload" });
-      if (reply.ok) process.stdout.write(`${reply.message}\n`);
+      process.stdout.write(`${reply.message}\n`);
     });
-  cli
-    .command("stop")
-    .description("stop the running master gracefully")
-    .option("-c, --config <file>", "the configuration file of the running master", "tsgi.toml")
-    .action(async (flags: { config: string }) => {
-      const reply = await control(flags.config, { command: "stop" });
-      if (reply.ok) process.stdout.write(`${reply.message}\n`);
-    });
+  controlCommand("stop", "stop the running master gracefully").action(async (flags: { config: string }) => {
+    const reply = await control(flags.config, { command: "stop" });
+    process.stdout.write(`${reply.message}\n`);
+  });
 
   return cli;
 }

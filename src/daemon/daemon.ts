@@ -5,18 +5,22 @@
 // take effect, and a file with problems is refused while the running sites go on.
 
 import { createLogger, logDestination, type Logger } from "../log.ts";
-import { checkConfig, loadConfig } from "./config.ts";
+import { checkConfig, loadConfig, type SiteConfig } from "./config.ts";
 import { Master, type SiteDefinition } from "./master.ts";
+
+/** Started as root, a site without a user is refused unless it says run-as-root. */
+function rootProblems(file: string, sites: SiteConfig[]): string[] {
+  if (process.getuid?.() !== 0) return [];
+  return sites.filter((s) => !s.settings.user && !s.settings["run-as-root"]).map((s) => `${file}: site ${s.name} would run as root; set user, or run-as-root = true`);
+}
 
 export async function runDaemon(file: string, pidfile: string | null): Promise<void> {
   const config = loadConfig(file);
   process.title = "tsgi: master";
   const log = createLogger("master", { error: logDestination(config.errorLog, process.stderr, "error-log") ?? process.stderr, access: null });
-  const root = process.getuid?.() === 0;
-  // As root, a site without a user is refused unless it says run-as-root.
-  const asRoot = root ? config.sites.filter((s) => !s.settings.user && !s.settings["run-as-root"]) : [];
-  if (asRoot.length > 0) {
-    for (const s of asRoot) log.error(`${file}: site ${s.name} would run as root; set user, or run-as-root = true`);
+  const refused = rootProblems(file, config.sites);
+  if (refused.length > 0) {
+    for (const p of refused) log.error(p);
     process.exit(1);
   }
   const siteLogs = new Map<string, Logger>();
@@ -39,9 +43,8 @@ export async function runDaemon(file: string, pidfile: string | null): Promise<v
     reread: () => {
       const r = checkConfig(file);
       if (!r.config) return { problems: r.problems };
-      const bad = root ? r.config.sites.filter((s) => !s.settings.user && !s.settings["run-as-root"]) : [];
-      if (bad.length > 0) return { problems: bad.map((s) => `${file}: site ${s.name} would run as root; set user, or run-as-root = true`) };
-      return { sites: r.config.sites };
+      const refused = rootProblems(file, r.config.sites);
+      return refused.length > 0 ? { problems: refused } : { sites: r.config.sites };
     },
     onReady: (groups) => {
       for (const g of groups) {

@@ -220,8 +220,8 @@ export class Group {
     ];
   }
 
-  reload(now: number): Action[] {
-    if (this.state === "stopping" || this.state === "stopped") return [];
+  reload(): void {
+    if (this.state === "stopping" || this.state === "stopped") return;
     this.#generation = ++this.#lastGeneration;
     for (const p of this.#places.values()) {
       p.failures = 0;
@@ -233,7 +233,13 @@ export class Group {
       this.failureError = null;
     }
     this.state = this.#serving === 0 || this.#readyOf(this.#serving).length === 0 ? "starting" : "reloading";
-    return [];
+  }
+
+  /** The site cannot run at all (its sockets cannot be bound): failed until a reload. */
+  fail(summary: string, error: unknown): void {
+    this.state = "failed";
+    this.failure = summary;
+    this.failureError = error;
   }
 
   stop(): void {

@@ -8,17 +8,15 @@
 
 import type { Server } from "node:net";
 import { lstatSync, unlinkSync, writeFileSync } from "node:fs";
-import { summarize, type Logger } from "../log.ts";
+import { reopenLogFiles, summarize, type Logger } from "../log.ts";
 import type { Action } from "./group.ts";
-import { ProcessGroup, reopenMasterLogs, type ChildEvent, type SiteStatus } from "./process-group.ts";
-import type { SiteSettings } from "./settings/index.ts";
+import { ProcessGroup, type ChildEvent, type SiteStatus } from "./process-group.ts";
+import type { SiteConfig } from "./config.ts";
 import { listenControl, type ControlReply, type ControlRequest } from "./control.ts";
 import { SocketRegistry } from "./sockets.ts";
 
-export interface SiteDefinition {
-  name: string;
-  settings: SiteSettings;
-}
+/** A site as the master runs it: its name and its settings, coerced (tsgi.toml's [site.NAME], or `tsgi serve`'s flags). */
+export type SiteDefinition = SiteConfig;
 
 export interface MasterStatus {
   pid: number;
@@ -32,7 +30,8 @@ type MasterEvent =
   | { kind: "tick" }
   | { kind: "signal"; signal: NodeJS.Signals }
   | { kind: "control"; request: ControlRequest; reply: (r: ControlReply) => void }
-  | { kind: "reloaded"; sites: SiteDefinition[] | null; site?: string; problems?: string[] };
+  /** A reload was prepared (the file reread, sockets bound); `problems` when the file was refused. */
+  | { kind: "reloaded"; problems?: string[] };
 
 export interface MasterOptions {
   /** The master's own error log (the daemon's `error-log`). */
@@ -63,6 +62,8 @@ export class Master {
   /** Sites removed by a reload, stopping. */
   #leaving = new Set<ProcessGroup>();
   #stopping = false;
+  /** `tsgi serve` whose site could not start: exit 1 once stopped. */
+  #exitOnFailure = false;
   #signals = 0;
   #readyOnce = false;
   #reloadRunning = false;
@@ -160,7 +161,8 @@ export class Master {
         this.#reload();
         return;
       case "SIGUSR1":
-        reopenMasterLogs(this.#log);
+        // The files are shared by path (one LogFile each): reopened once, for every site.
+        for (const failure of reopenLogFiles()) this.#log.error(`cannot reopen a log file: ${failure}`);
         for (const site of this.sites.values()) site.reopenLogs();
         return;
       default:
@@ -243,24 +245,23 @@ export class Master {
     if (this.#stopping && sites.every((s) => s.group.state === "stopped") && this.#leaving.size === 0) this.#exit(this.#exitOnFailure ? 1 : 0);
   }
 
-  #exitOnFailure = false;
-
   // ---- reload ----
 
   /** A reload: the file reread (daemon), then every site (or one) reloaded; coalesced while one is being prepared. */
   #reload(only?: string): void {
     if (this.#stopping) return;
     if (this.#reloadRunning) {
-      // One more after this one, of everything if any asked for everything.
-      this.#reloadAgain = this.#reloadAgain && (this.#reloadAgain.site === undefined || only === undefined) ? {} : { site: only };
+      // One more after this one: of that site if only it was asked for, else of everything.
+      const prev = this.#reloadAgain;
+      this.#reloadAgain = prev === null || prev.site === only ? { site: only } : {};
       return;
     }
     this.#reloadRunning = true;
     void this.#prepareReload(only).then(
-      (r) => this.enqueue({ kind: "reloaded", sites: null, ...r }),
+      (r) => this.enqueue({ kind: "reloaded", ...r }),
       (err) => {
         this.#log.error("reload failed", err);
-        this.enqueue({ kind: "reloaded", sites: null });
+        this.enqueue({ kind: "reloaded" });
       },
     );
   }
@@ -272,9 +273,8 @@ export class Master {
       if ("problems" in r) return { problems: r.problems };
       defs = r.sites;
     }
-    const now = () => Date.now();
     if (defs === null) {
-      for (const site of this.sites.values()) if (!only || site.name === only) this.#first(site, await site.reload(now));
+      for (const site of this.sites.values()) if (!only || site.name === only) await site.reload();
       return {};
     }
     const wanted = new Map(defs.map((d) => [d.name, d]));
@@ -297,18 +297,12 @@ export class Master {
         continue;
       }
       try {
-        this.#first(site, await site.reload(now, def.settings));
+        await site.reload(def.settings);
       } catch (err) {
         site.log.error(`site ${def.name}: the new settings cannot take effect; it goes on as it was`, err);
       }
     }
     return {};
-  }
-
-  /** Actions computed outside the loop go through it. */
-  #first(site: ProcessGroup, actions: Action[]): void {
-    for (const a of actions) if (a.kind === "log") site.log[a.level === "error" ? "error" : a.level](a.message);
-    this.enqueue({ kind: "tick" });
   }
 
   async #openSite(def: SiteDefinition): Promise<void> {
@@ -327,12 +321,8 @@ export class Master {
       log.error(`site ${def.name} cannot start`, err);
       site.close();
       if (this.#o.exitOnSiteFailure) this.#exit(1);
-      // It stands failed in `tsgi status` until a reload brings a file it can start with.
-      site.group.stop();
-      site.group.reconcile(Date.now());
-      site.group.state = "failed";
-      site.group.failure = summarize(err);
-      site.group.failureError = err;
+      // It stands failed in `tsgi status` until a reload can bind its sockets.
+      site.group.fail(summarize(err), err);
       this.sites.set(def.name, site);
       return;
     }

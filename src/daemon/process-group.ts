@@ -8,7 +8,7 @@
 
 import { fork, type ChildProcess } from "node:child_process";
 import { tsgiError } from "../errors.ts";
-import { prepareLogFile, reopenLogFiles, type Logger } from "../log.ts";
+import { prepareLogFile, type Logger } from "../log.ts";
 import { BIN } from "../paths.ts";
 import { Group, type Action, type GroupState } from "./group.ts";
 import { describeListen, parseListen } from "./listen.ts";
@@ -126,9 +126,15 @@ export class ProcessGroup {
 
   /**
    * A reload. With new settings, the new sockets are bound first (a socket kept is the same
-   * socket) and the new workers get them; the old ones go when the new generation serves.
+   * socket) and the new workers get them; the old ones go when the new generation serves. A
+   * site that could not open (its sockets) tries again.
    */
-  async reload(now: () => number, settings?: SiteSettings): Promise<Action[]> {
+  async reload(settings?: SiteSettings): Promise<void> {
+    if (this.#sockets.length === 0 && !this.#pending && (!settings || JSON.stringify(settings) === JSON.stringify(this.#settings))) {
+      await this.open();
+      this.group.reload();
+      return;
+    }
     if (settings && JSON.stringify(settings) !== JSON.stringify(this.#settings)) {
       const identity = identityOf(settings);
       const sockets = await this.#acquire(settings, identity);
@@ -140,11 +146,11 @@ export class ProcessGroup {
       this.#identity = identity;
       this.#sockets = sockets;
       this.group.options = this.#groupOptions(settings);
-      const actions = this.group.reload(now());
+      this.group.reload();
       this.#pending = { generation: this.group.generation, ...previous };
-      return actions;
+      return;
     }
-    return this.group.reload(now());
+    this.group.reload();
   }
 
   /** One event of this group's children. */
@@ -352,9 +358,4 @@ export class ProcessGroup {
       if (where && where !== "-" && where !== "off") prepareLogFile(where, owner, key);
     }
   }
-}
-
-/** reopenLogFiles for the master's own files, with failures logged. */
-export function reopenMasterLogs(log: Logger): void {
-  for (const failure of reopenLogFiles()) log.error(`cannot reopen a log file: ${failure}`);
 }

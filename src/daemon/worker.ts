@@ -55,9 +55,6 @@ function send(msg: WorkerMessage): void {
   if (process.connected) process.send?.(msg);
 }
 
-/** At stop, how long idle persistent connections are left to the front server before they close. */
-const IDLE_CLOSE_MS = 2000;
-
 /** How often a ready worker tells its master it is alive. */
 export const HEARTBEAT_MS = 1000;
 
@@ -190,17 +187,15 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
       server.closeIdleConnections();
     }
     // An idle persistent connection (FastCGI keep-conn) may carry a request from the front
-    // server this instant: each one closes after its next response, and those still idle a
-    // moment later (no traffic: nothing in the way) close then.
+    // server this instant: each one closes after its next response, and those still idle stay
+    // until the front server drops them itself or graceful-timeout ends the worker (closing
+    // one under nginx's keepalive cache lost requests even 2 s into the drain, under load).
     for (const n of natives) n.close(true);
-    setTimeout(() => {
-      for (const n of natives) n.close();
-    }, Math.min(IDLE_CLOSE_MS, s["graceful-timeout"]));
     setInterval(() => {
       if (open <= 0 && natives.every((n) => n.connections === 0)) process.exit(0);
     }, 10);
     setTimeout(() => {
-      log.warn(`worker ${cfg.index} stops with ${site.inFlight} requests still in flight after graceful-timeout`);
+      if (site.inFlight > 0) log.warn(`worker ${cfg.index} stops with ${site.inFlight} requests still in flight after graceful-timeout`);
       process.exit(0);
     }, s["graceful-timeout"]).unref();
   };

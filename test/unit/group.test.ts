@@ -96,7 +96,7 @@ describe("the process group's reconciler", () => {
 
   test("reload: the old workers stop only once every new one is ready", () => {
     const sim = started(2);
-    sim.after(() => sim.group.reload(sim.now));
+    sim.after(() => sim.group.reload());
     expect(sim.group.state).toBe("reloading");
     const fresh = sim.spawned.slice(2).map((s) => s.pid);
     expect(fresh).toHaveLength(2);
@@ -111,8 +111,8 @@ describe("the process group's reconciler", () => {
 
   test("a late `ready` from an older generation does not take a place: it is stopped", () => {
     const sim = started(1);
-    sim.after(() => sim.group.reload(sim.now)); // gen 2: pid 101 booting
-    sim.after(() => sim.group.reload(sim.now)); // gen 3: pid 101 is stopped (a ready worker serves), 102 booting
+    sim.after(() => sim.group.reload()); // gen 2: pid 101 booting
+    sim.after(() => sim.group.reload()); // gen 3: pid 101 is stopped (a ready worker serves), 102 booting
     expect(sim.signals).toContainEqual({ pid: 101, signal: "SIGTERM" });
     sim.ready(102);
     sim.ready(101); // late: it was already told to go
@@ -126,7 +126,7 @@ describe("the process group's reconciler", () => {
     const sim = started(2);
     let most = 0;
     for (let i = 0; i < 5; i++) {
-      sim.after(() => sim.group.reload(sim.now));
+      sim.after(() => sim.group.reload());
       sim.advance(300);
       most = Math.max(most, sim.live().length);
     }
@@ -140,7 +140,7 @@ describe("the process group's reconciler", () => {
 
   test("a reload that half fails stops the new workers that were ready and leaves the old ones serving", () => {
     const sim = started(2);
-    sim.after(() => sim.group.reload(sim.now));
+    sim.after(() => sim.group.reload());
     const [a, b] = sim.spawned.slice(2).map((s) => s.pid);
     sim.ready(a!);
     let failing = b!;
@@ -179,7 +179,7 @@ describe("the process group's reconciler", () => {
     sim.advance(3_600_000);
     expect(sim.spawned).toHaveLength(BOOT_ATTEMPTS);
     // Reloading a failed site starts workers, and it is running once they are ready.
-    sim.after(() => sim.group.reload(sim.now));
+    sim.after(() => sim.group.reload());
     expect(sim.group.state).toBe("starting");
     expect(sim.spawned).toHaveLength(BOOT_ATTEMPTS + 1);
     sim.ready(sim.spawned.at(-1)!.pid);
