@@ -21,6 +21,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -452,9 +453,12 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     }
     // Reading may have been paused for an unread body: it must flow to be drained.
     uv_read_start(&c->io.stream, on_alloc, on_read);
-    auto* req = new uv_shutdown_t;
-    if (uv_shutdown(req, &c->io.stream, [](uv_shutdown_t* r, int) { delete r; }) != 0) {
-      delete req;
+    // The FIN goes now, in the same turn as the response's last bytes (uv_shutdown would wait
+    // for the next turn of the loop): a front server that keeps connections (nginx's keepalive
+    // cache, FastCGI keep-conn) then most likely reads both at once and drops the connection,
+    // instead of caching it and sending the next request into a close.
+    uv_os_fd_t fd;
+    if (uv_fileno(&c->io.handle, &fd) != 0 || ::shutdown(fd, SHUT_WR) != 0) {
       destroy(c, false);
       return;
     }
