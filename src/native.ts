@@ -58,8 +58,16 @@ interface Binding {
   bindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
   bindUnix(path: string, backlog: number): { fd: number };
   closeFd(fd: number): void;
+  /** `ondemand`: calls back once per start() when a connection waits on a listening socket (never accepts). */
+  ReadableWatch: new (fd: number, onReadable: (status: number) => void) => ReadableWatch;
   /** glibc's M_TRIM_THRESHOLD (native/binding/process.cc); false where it does not apply. */
   mallocTrimThreshold(bytes: number): boolean;
+}
+
+export interface ReadableWatch {
+  start(): void;
+  stop(): void;
+  close(): void;
 }
 
 /** Called once per read (or timeout, drain, close) of connection `connId` with its events; `peer` comes with ERROR and TIMEOUT. */

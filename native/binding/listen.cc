@@ -15,6 +15,8 @@
 #include <cstring>
 #include <string>
 
+#include <uv.h>
+
 #include "binding.h"
 
 namespace tsgi::binding {
@@ -101,9 +103,103 @@ Napi::Value close_fd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// new ReadableWatch(fd, onReadable): for `ondemand` sites, tells the master that a connection
+// waits on a listening socket it never accepts on. One-shot: after each start() the callback
+// fires once, when the socket is readable, and the watch stops before it runs (a readable
+// socket stays readable until a worker accepts: a level-triggered poll left on would spin).
+class ReadableWatch : public Napi::ObjectWrap<ReadableWatch> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "ReadableWatch",
+                       {InstanceMethod("start", &ReadableWatch::start), InstanceMethod("stop", &ReadableWatch::stop),
+                        InstanceMethod("close", &ReadableWatch::close)});
+  }
+
+  ReadableWatch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ReadableWatch>(info) {
+    Napi::Env env = info.Env();
+    poll_ = new Poll;
+    poll_->owner = this;
+    poll_->callback = Napi::Persistent(info[1].As<Napi::Function>());
+    napi_async_init(env, nullptr, Napi::String::New(env, "ReadableWatch"), &poll_->async);
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    if (const int rc = uv_poll_init(loop, &poll_->handle, info[0].As<Napi::Number>().Int32Value()); rc != 0) {
+      napi_async_destroy(env, poll_->async);
+      delete poll_;
+      poll_ = nullptr;
+      Napi::Error::New(env, std::string("cannot watch the socket: ") + uv_strerror(rc)).ThrowAsJavaScriptException();
+      return;
+    }
+    poll_->handle.data = poll_;
+  }
+
+  ~ReadableWatch() override { release(); }
+
+ private:
+  struct Poll {
+    uv_poll_t handle;
+    ReadableWatch* owner = nullptr;
+    Napi::FunctionReference callback;
+    napi_async_context async = nullptr;
+    bool started = false;
+  };
+
+  Napi::Value start(const Napi::CallbackInfo& info) {
+    if (poll_ && !poll_->started && uv_poll_start(&poll_->handle, UV_READABLE, on_readable) == 0) {
+      poll_->started = true;
+      Ref();  // alive while it may call back
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value stop(const Napi::CallbackInfo& info) {
+    halt();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    release();
+    return info.Env().Undefined();
+  }
+
+  void halt() {
+    if (!poll_ || !poll_->started) return;
+    uv_poll_stop(&poll_->handle);
+    poll_->started = false;
+    Unref();
+  }
+
+  void release() {
+    if (!poll_) return;
+    halt();
+    napi_async_destroy(Env(), poll_->async);
+    poll_->async = nullptr;
+    poll_->owner = nullptr;
+    poll_->callback.Reset();
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), [](uv_handle_t* h) { delete static_cast<Poll*>(h->data); });
+    poll_ = nullptr;
+  }
+
+  static void on_readable(uv_poll_t* handle, int status, int /*events*/) {
+    auto* p = static_cast<Poll*>(handle->data);
+    ReadableWatch* self = p->owner;
+    if (!self) return;
+    Napi::Env env = self->Env();
+    Napi::HandleScope scope(env);
+    Napi::Object receiver = self->Value();  // held here: halt() may drop the last reference
+    self->halt();
+    napi_value arg = Napi::Number::New(env, status);
+    napi_value result;
+    napi_make_callback(env, p->async, receiver, p->callback.Value(), 1, &arg, &result);
+  }
+
+  Poll* poll_ = nullptr;
+};
+
 }  // namespace
 
 void init_listen(Napi::Env env, Napi::Object exports) {
+  exports.Set("ReadableWatch", ReadableWatch::Define(env));
   exports.Set("bindTcp", Napi::Function::New<bind_tcp>(env));
   exports.Set("bindUnix", Napi::Function::New<bind_unix>(env));
   exports.Set("closeFd", Napi::Function::New<close_fd>(env));

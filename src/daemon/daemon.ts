@@ -50,9 +50,12 @@ export async function runDaemon(file: string, pidfile: string | null): Promise<v
       for (const g of groups) {
         if (g.group.state === "failed") continue;
         const n = g.settings.processes;
-        for (const a of g.addresses()) g.log.info(`listening on ${a} (${n} worker${n > 1 ? "s" : ""})`);
+        const workers = `${g.settings.ondemand ? "ondemand, up to " : ""}${n} worker${n > 1 ? "s" : ""}`;
+        for (const a of g.addresses()) g.log.info(`listening on ${a} (${workers})`);
       }
-      log.info(`ready: ${groups.filter((g) => g.group.state === "running").length} of ${groups.length} sites running; control socket ${config.control}`);
+      const idle = groups.filter((g) => g.group.state === "idle").length;
+      const up = groups.filter((g) => g.group.state === "running").length + idle;
+      log.info(`ready: ${up} of ${groups.length} sites running${idle ? ` (${idle} ondemand with no worker yet)` : ""}; control socket ${config.control}`);
     },
   });
   await master.start(config.sites);

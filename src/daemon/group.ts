@@ -22,8 +22,12 @@
 //   within CRASH_GRACE_MS of being ready (a crash on every first request is no fork loop).
 // - A worker silent past the heartbeat timeout is killed (and so replaced); one asked to
 //   stop gets `stop`, then SIGTERM after graceful-timeout, then SIGKILL.
+// - `ondemand`: the places are filled on demand. None is active until a connection waits
+//   (`demand()`, from the driver's watch on the listening sockets), each demand while no
+//   worker boots activates one more (up to `processes`), and a worker idle for
+//   inactivity-timeout (`idle()`) gives its place back; a group with no active place is `idle`.
 
-export type GroupState = "starting" | "running" | "reloading" | "failed" | "stopping" | "stopped";
+export type GroupState = "idle" | "starting" | "running" | "reloading" | "failed" | "stopping" | "stopped";
 export type WorkerState = "booting" | "ready" | "stopping";
 
 export interface GroupOptions {
@@ -31,6 +35,8 @@ export interface GroupOptions {
   gracefulTimeoutMs: number;
   /** A ready worker silent this long is killed (0: never). */
   heartbeatTimeoutMs: number;
+  /** No worker until a connection waits; idle workers give their place back. */
+  ondemand?: boolean;
 }
 
 export interface WorkerRecord {
@@ -77,6 +83,12 @@ export const BOOT_TIMEOUT_MS = 60_000;
 export const TERM_GRACE_MS = 2000;
 /** After SIGKILL, how long before a process that still did not exit (stuck in the kernel) is given up on. */
 export const KILL_GRACE_MS = 5000;
+/**
+ * `ondemand`: after a worker became ready, how long before a connection still waiting on the
+ * listening socket counts as demand for one more (the new worker needs a moment to accept
+ * what queued while it booted).
+ */
+export const DEMAND_SETTLE_MS = 200;
 
 interface Place {
   /** Boot failures in a row of the target generation. */
@@ -109,6 +121,10 @@ export class Group {
   #places = new Map<number, Place>();
   /** Boot errors reported by workers that then exited, by pid. */
   #bootErrors = new Map<number, unknown>();
+  /** The places to fill: every one, or (ondemand) those demand activated. */
+  #active = new Set<number>();
+  /** ondemand: no demand is taken before this time. */
+  #demandAfter = 0;
 
   constructor(site: string, options: GroupOptions) {
     this.site = site;
@@ -172,6 +188,7 @@ export class Group {
     w.readyAt = now;
     w.lastBeatAt = now;
     if (w.generation === this.#generation) this.#place(w.index).failures = 0;
+    if (this.#o.ondemand) this.#demandAfter = now + DEMAND_SETTLE_MS;
   }
 
   heartbeat(pid: number, now: number, figures?: { served: number; inFlight: number; rss: number }): void {
@@ -190,6 +207,37 @@ export class Group {
   /** The worker reported why it cannot boot (before it exits). */
   bootError(pid: number, error: unknown): void {
     this.#bootErrors.set(pid, error);
+  }
+
+  /**
+   * ondemand: a connection waits on a listening socket. Activates one more place when the
+   * group takes demand (`wantsDemand`); false when it does not.
+   */
+  demand(now: number): boolean {
+    if (!this.wantsDemand(now)) return false;
+    let i = 1;
+    while (this.#active.has(i)) i++;
+    this.#active.add(i);
+    this.#place(i).lastReason = this.#active.size === 1 ? "a connection (ondemand)" : "more connections waiting (ondemand)";
+    if (this.state === "idle") this.state = "starting";
+    return true;
+  }
+
+  /** Whether a waiting connection would start a worker now (the driver watches the sockets while it does). */
+  wantsDemand(now: number): boolean {
+    if (!this.#o.ondemand || now < this.#demandAfter) return false;
+    if (this.state === "failed" || this.state === "stopping" || this.state === "stopped") return false;
+    if (this.#active.size >= this.#o.processes) return false;
+    for (const w of this.workers.values()) if (w.state === "booting") return false;
+    return true;
+  }
+
+  /** ondemand: worker `pid` sat idle for inactivity-timeout; its place is given back (it stops). */
+  idle(pid: number): void {
+    const w = this.workers.get(pid);
+    if (!this.#o.ondemand || !w || w.state !== "ready") return;
+    this.#active.delete(w.index);
+    this.#place(w.index).lastReason = null;
   }
 
   exited(pid: number, how: string, now: number): Action[] {
@@ -231,6 +279,8 @@ export class Group {
     if (this.state === "failed") {
       this.failure = null;
       this.failureError = null;
+      // An ondemand site starts over dormant: the next connection tries the new code.
+      if (this.#o.ondemand) this.#active.clear();
     }
     this.state = this.#serving === 0 || this.#readyOf(this.#serving).length === 0 ? "starting" : "reloading";
   }
@@ -261,20 +311,23 @@ export class Group {
     const G = this.#generation;
     const places = this.#o.processes;
 
-    // A generation complete: every place has a ready worker of G.
+    // A generation complete: every active place has a ready worker of G (ondemand: none may be active).
     let complete = true;
-    for (let i = 1; i <= places; i++) if (!this.#newestReady(i, G)) complete = false;
+    for (const i of this.#active) if (!this.#newestReady(i, G)) complete = false;
     if (complete) {
       if (this.#serving !== G) {
         const first = this.#serving === 0;
         this.#serving = G;
-        if (!first) actions.push({ kind: "log", level: "info", message: `reloaded: ${places} new worker${places > 1 ? "s" : ""} serving` });
+        const n = this.#active.size;
+        if (!first) actions.push({ kind: "log", level: "info", message: n > 0 ? `reloaded: ${n} new worker${n > 1 ? "s" : ""} serving` : "reloaded (no worker running: ondemand)" });
       }
-      if (this.state !== "failed") this.state = "running";
+      if (this.state !== "failed") this.state = this.#active.size > 0 ? "running" : "idle";
       for (const w of this.workers.values()) {
         if (w.generation < G || w.index > places) this.#stopWorker(w, now, actions);
       }
     }
+    // ondemand: a place given back stops its worker.
+    if (this.#o.ondemand) for (const w of this.workers.values()) if (!this.#active.has(w.index)) this.#stopWorker(w, now, actions);
     for (const w of this.workers.values()) {
       // A booting worker of an older generation is not needed: a newer one is on its way.
       if (w.state === "booting" && w.generation < G && this.#hasAnyReady(w.index)) this.#stopWorker(w, now, actions);
@@ -292,7 +345,7 @@ export class Group {
     // Spawns.
     const recycling = [...this.workers.values()].some((w) => w.state === "booting" && w.generation === G && this.#newestReady(w.index, G)?.recycle);
     let recycleStarted = recycling;
-    for (let i = 1; i <= places; i++) {
+    for (const i of [...this.#active].sort((a, b) => a - b)) {
       const place = this.#place(i);
       if (place.notBefore > now) continue;
       const booting = [...this.workers.values()].some((w) => w.index === i && w.generation === G && w.state === "booting");
@@ -319,6 +372,7 @@ export class Group {
     };
     if (this.state !== "failed" && this.state !== "stopping" && this.state !== "stopped") {
       for (const p of this.#places.values()) if (p.notBefore > now) consider(p.notBefore);
+      if (this.#o.ondemand && this.#demandAfter > now) consider(this.#demandAfter);
     }
     for (const w of this.workers.values()) {
       if (w.state === "stopping") consider(w.stopAt + this.#escalationDelay(w.escalation));
@@ -333,6 +387,8 @@ export class Group {
 
   #ensurePlaces(): void {
     for (let i = 1; i <= this.#o.processes; i++) if (!this.#places.has(i)) this.#places.set(i, { failures: 0, crashes: 0, notBefore: 0, lastReason: null });
+    if (!this.#o.ondemand) for (let i = 1; i <= this.#o.processes; i++) this.#active.add(i);
+    for (const i of this.#active) if (i > this.#o.processes) this.#active.delete(i);
   }
 
   #place(i: number): Place {

@@ -129,6 +129,7 @@ export class Master {
     switch (event.kind) {
       case "message":
       case "exit":
+      case "demand":
         push(event.group, event.group.handle(event, now));
         return;
       case "tick":
@@ -238,7 +239,7 @@ export class Master {
         return;
       }
     }
-    if (!this.#readyOnce && sites.every((s) => s.group.state === "running" || s.group.state === "failed")) {
+    if (!this.#readyOnce && sites.every((s) => s.group.state === "running" || s.group.state === "idle" || s.group.state === "failed")) {
       this.#readyOnce = true;
       this.#o.onReady?.(sites);
     }

@@ -9,6 +9,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { tsgiError } from "../errors.ts";
 import { prepareLogFile, type Logger } from "../log.ts";
+import { binding, type ReadableWatch } from "../native.ts";
 import { BIN } from "../paths.ts";
 import { Group, type Action, type GroupState } from "./group.ts";
 import { describeListen, parseListen } from "./listen.ts";
@@ -17,10 +18,12 @@ import type { BoundSocket, SocketRegistry } from "./sockets.ts";
 import { resolveGroup, resolveUser } from "./users.ts";
 import type { MasterMessage, WorkerConfig, WorkerMessage } from "./worker.ts";
 
-/** What a group's children tell the master's loop. */
+/** What a group's children (and, ondemand, its listening sockets) tell the master's loop. */
 export type ChildEvent =
   | { kind: "message"; group: ProcessGroup; pid: number; msg: WorkerMessage }
-  | { kind: "exit"; group: ProcessGroup; pid: number; how: string };
+  | { kind: "exit"; group: ProcessGroup; pid: number; how: string }
+  /** ondemand: a connection waits on one of the site's sockets. */
+  | { kind: "demand"; group: ProcessGroup };
 
 export interface GroupHost {
   enqueue(event: ChildEvent): void;
@@ -97,6 +100,8 @@ export class ProcessGroup {
   #sockets: BoundSocket[] = [];
   readonly #host: GroupHost;
   readonly #children = new Map<number, ChildProcess>();
+  /** ondemand: a watch per socket while a waiting connection would start a worker. */
+  #watches: { sockets: BoundSocket[]; watches: ReadableWatch[]; armed: boolean } | null = null;
   /** A reload with changed settings in progress: what to go back to if it never serves. */
   #pending: { generation: number; settings: SiteSettings; identity: Identity; sockets: BoundSocket[] } | null = null;
 
@@ -136,6 +141,7 @@ export class ProcessGroup {
       return;
     }
     if (settings && JSON.stringify(settings) !== JSON.stringify(this.#settings)) {
+      this.#unwatch(); // the sockets may change; a watch never outlives its socket
       const identity = identityOf(settings);
       const sockets = await this.#acquire(settings, identity);
       this.#prepareLogs(settings, identity);
@@ -159,6 +165,10 @@ export class ProcessGroup {
       this.#children.delete(event.pid);
       return this.group.exited(event.pid, event.how, now);
     }
+    if (event.kind === "demand") {
+      if (this.group.demand(now)) this.log.info(`a connection waits: starting a worker (ondemand)`);
+      return [];
+    }
     const msg = event.msg;
     switch (msg.type) {
       case "ready":
@@ -169,6 +179,9 @@ export class ProcessGroup {
         return [];
       case "recycle":
         this.group.recycle(event.pid, msg.reason);
+        return [];
+      case "idle":
+        this.group.idle(event.pid);
         return [];
       case "boot-error":
         this.group.bootError(event.pid, Object.assign(new Error(msg.message), { code: msg.code, frames: msg.frames }));
@@ -185,6 +198,7 @@ export class ProcessGroup {
       actions = more.length > 0 ? [...more, ...this.group.reconcile(now)] : [];
     }
     this.#settle();
+    this.#watch(now);
   }
 
   stop(): void {
@@ -198,6 +212,7 @@ export class ProcessGroup {
 
   /** The site's sockets go back to the registry (once it stopped). */
   close(): void {
+    this.#unwatch();
     this.#release(this.#sockets);
     this.#sockets = [];
     if (this.#pending) this.#release(this.#pending.sockets);
@@ -294,6 +309,7 @@ export class ProcessGroup {
   #settle(): void {
     const p = this.#pending;
     if (!p) return;
+    if (this.group.serving === p.generation || this.group.generation !== p.generation) this.#unwatch();
     if (this.group.serving === p.generation) {
       this.#release(p.sockets.filter((s) => !this.#sockets.includes(s)));
       this.#pending = null;
@@ -309,7 +325,42 @@ export class ProcessGroup {
   }
 
   #groupOptions(s: SiteSettings) {
-    return { processes: s.processes, gracefulTimeoutMs: s["graceful-timeout"], heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS };
+    return { processes: s.processes, gracefulTimeoutMs: s["graceful-timeout"], heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS, ondemand: s.ondemand };
+  }
+
+  /**
+   * ondemand: the master watches the site's listening sockets (never accepting) while a
+   * waiting connection would start a worker; the first one that becomes readable is demand.
+   * The watch is one-shot, so a connection queued for a worker still booting is one event.
+   */
+  #watch(now: number): void {
+    const want = this.group.wantsDemand(now) && this.#sockets.length > 0;
+    if (this.#watches && this.#watches.sockets !== this.#sockets) this.#unwatch();
+    if (!want) {
+      if (this.#watches?.armed) {
+        for (const w of this.#watches.watches) w.stop();
+        this.#watches.armed = false;
+      }
+      return;
+    }
+    if (!this.#watches) {
+      const fire = () => {
+        if (!this.#watches?.armed) return;
+        for (const w of this.#watches.watches) w.stop();
+        this.#watches.armed = false;
+        this.#host.enqueue({ kind: "demand", group: this });
+      };
+      this.#watches = { sockets: this.#sockets, watches: this.#sockets.map((s) => new binding.ReadableWatch(s.fd, fire)), armed: false };
+    }
+    if (!this.#watches.armed) {
+      for (const w of this.#watches.watches) w.start();
+      this.#watches.armed = true;
+    }
+  }
+
+  #unwatch(): void {
+    for (const w of this.#watches?.watches ?? []) w.close();
+    this.#watches = null;
   }
 
   #workerEnv(index: number): Record<string, string> {

@@ -20,7 +20,7 @@ export async function serveSite(site: SiteDefinition): Promise<void> {
     file: null,
     exitOnSiteFailure: true,
     onReady: (groups) => {
-      const workers = `${s.processes} worker${s.processes > 1 ? "s" : ""}`;
+      const workers = `${s.ondemand ? "ondemand, up to " : ""}${s.processes} worker${s.processes > 1 ? "s" : ""}`;
       for (const g of groups) for (const a of g.addresses()) log.info(`listening on ${a} (${workers})`);
     },
   });

@@ -45,6 +45,8 @@ export type WorkerMessage =
   | { type: "boot-error"; code: string; message: string; frames: string[] }
   /** Start my replacement, then stop me (max-requests, inactivity-timeout, an uncaught exception). */
   | { type: "recycle"; reason: string }
+  /** ondemand: idle for inactivity-timeout; stop me and start no replacement. */
+  | { type: "idle" }
   /** Every HEARTBEAT_MS while serving: alive (a worker stuck in a loop stops beating and is replaced), and its figures for `tsgi status`. */
   | { type: "heartbeat"; served: number; inFlight: number; rss: number };
 
@@ -216,19 +218,33 @@ function reopen(log: Logger, index: number): void {
   for (const failure of reopenLogFiles()) log.error(`worker ${index} cannot reopen a log file: ${failure}`);
 }
 
-/** max-requests and inactivity-timeout: when either is reached, the worker asks to be replaced. */
+/** `ondemand` with inactivity-timeout 0: idle workers stop after PHP-FPM's default pm.process_idle_timeout. */
+export const ONDEMAND_IDLE_MS = 10_000;
+
+/**
+ * max-requests and inactivity-timeout: when either is reached, the worker asks to be replaced
+ * (ondemand: an idle worker asks to stop).
+ */
 function watchLifetime(site: Site, s: SiteSettings, log: Logger, index: number, recycle: (reason: string) => void): void {
   const budget = requestBudget(s["max-requests"]);
-  const idleMs = s["inactivity-timeout"];
+  const idleMs = s.ondemand && s["inactivity-timeout"] === 0 ? ONDEMAND_IDLE_MS : s["inactivity-timeout"];
   let lastDone = 0;
   let idleTimer: NodeJS.Timeout | null = null;
+  let gone = false;
   // As mod_wsgi's inactivity-timeout: counted from the end of the last request, so a worker
-  // that has served nothing since it started is never recycled for idling.
+  // that has served nothing since it started is never recycled for idling. An ondemand
+  // worker counts from its start too: one started for a connection that sent nothing stops.
   const checkIdle = () => {
     idleTimer = null;
     const idle = Date.now() - lastDone;
-    if (site.inFlight > 0) return;
+    if (site.inFlight > 0 || gone) return;
     if (idle >= idleMs) {
+      if (s.ondemand) {
+        gone = true;
+        log.info(`worker ${index} idle for ${Math.round(idle / 1000)}s (inactivity-timeout): stopping it (ondemand)`);
+        send({ type: "idle" });
+        return;
+      }
       log.info(`worker ${index} idle for ${Math.round(idle / 1000)}s (inactivity-timeout): replacing it`);
       recycle("inactivity-timeout");
     } else {
@@ -236,6 +252,11 @@ function watchLifetime(site: Site, s: SiteSettings, log: Logger, index: number, 
       idleTimer.unref();
     }
   };
+  if (s.ondemand) {
+    lastDone = Date.now();
+    idleTimer = setTimeout(checkIdle, idleMs);
+    idleTimer.unref();
+  }
   site.afterRequest = () => {
     if (site.served >= budget) recycle(`max-requests (${site.served} served)`);
     if (idleMs > 0 && site.inFlight === 0) {

@@ -382,6 +382,21 @@ const checks: Record<string, Check> = {
     },
   },
 
+  ondemand: {
+    sees: "with it, no worker runs until the first request, which a worker started for it answers; idle, it stops (the default starts one at once)",
+    async run() {
+      const p = await start([...HTTP, "--ondemand", "--inactivity-timeout", "1s"]);
+      expect(workersOf(p.pid)).toEqual([]);
+      expect(workersOf(base.pid)).toHaveLength(1);
+      const r = await get(p, "/info");
+      expect(r.status).toBe(200);
+      expect(workersOf(p.pid)).toEqual([json<Info>(r).pid]);
+      await poll("the idle worker to stop", 8000, () => workersOf(p.pid).length === 0);
+      expect(p.errorLog()).toMatch(/worker 1 idle for 1s \(inactivity-timeout\): stopping it \(ondemand\)/);
+      expect((await get(p, "/info")).status).toBe(200);
+    },
+  },
+
   "max-connections": {
     sees: "with 2, a third connection is closed at once (the default keeps it)",
     async run() {

@@ -138,8 +138,8 @@ describe("each kind of problem names the file, the site and the key", () => {
   });
 
   it("an unknown key in a site, with did-you-mean (and not for a key far from every other)", () => {
-    const { file, problems: p } = problems(`${SITE}max_requests = 10\nondemand = true\n`);
-    expect(p).toEqual([`${file}: site a: max_requests: unknown key; did you mean \`max-requests\`?`, `${file}: site a: ondemand: unknown key`]);
+    const { file, problems: p } = problems(`${SITE}max_requests = 10\nvhost = true\n`);
+    expect(p).toEqual([`${file}: site a: max_requests: unknown key; did you mean \`max-requests\`?`, `${file}: site a: vhost: unknown key`]);
   });
 
   it("an unknown top-level table, with did-you-mean", () => {

@@ -5,7 +5,7 @@
 // real processes (test/daemon/).
 
 import { describe, expect, test } from "vitest";
-import { BOOT_ATTEMPTS, BOOT_TIMEOUT_MS, CRASH_GRACE_MS, Group, TERM_GRACE_MS, type Action } from "../../src/daemon/group.ts";
+import { BOOT_ATTEMPTS, BOOT_TIMEOUT_MS, CRASH_GRACE_MS, DEMAND_SETTLE_MS, Group, TERM_GRACE_MS, type Action } from "../../src/daemon/group.ts";
 
 /** A fake master: forks are pids handed out in order, signals are recorded, time moves by hand. */
 class Sim {
@@ -17,8 +17,8 @@ class Sim {
   signals: { pid: number; signal: string }[] = [];
   logs: { level: string; message: string }[] = [];
 
-  constructor(processes = 2, gracefulTimeoutMs = 5000, heartbeatTimeoutMs = 0) {
-    this.group = new Group("site", { processes, gracefulTimeoutMs, heartbeatTimeoutMs });
+  constructor(processes = 2, gracefulTimeoutMs = 5000, heartbeatTimeoutMs = 0, ondemand = false) {
+    this.group = new Group("site", { processes, gracefulTimeoutMs, heartbeatTimeoutMs, ondemand });
     this.run([]);
   }
 
@@ -264,5 +264,72 @@ describe("the process group's reconciler", () => {
     expect(sim.signals.at(-1)).toEqual({ pid: next.pid, signal: "SIGKILL" });
     sim.exit(next.pid, "killed by SIGKILL");
     expect(sim.logs.some((l) => l.level === "warn" && /retrying in 100 ms/.test(l.message))).toBe(true);
+  });
+
+  test("ondemand: no worker until a connection waits, one more per demand while none boots, up to processes; an idle worker gives its place back", () => {
+    const sim = new Sim(2, 5000, 0, true);
+    expect(sim.spawned).toHaveLength(0);
+    expect(sim.group.state).toBe("idle");
+    expect(sim.group.wantsDemand(sim.now)).toBe(true);
+    sim.after(() => void sim.group.demand(sim.now));
+    expect(sim.spawned.map((s) => s.index)).toEqual([1]);
+    expect(sim.group.state).toBe("starting");
+    // While it boots, a waiting connection is the same demand: nothing more starts.
+    expect(sim.group.wantsDemand(sim.now)).toBe(false);
+    expect(sim.group.demand(sim.now)).toBe(false);
+    sim.ready(sim.spawned[0]!.pid);
+    expect(sim.group.state).toBe("running");
+    // Right after ready, connections queued while it booted are its own to accept.
+    expect(sim.group.wantsDemand(sim.now)).toBe(false);
+    expect(sim.group.nextDeadline(sim.now)).toBe(sim.now + DEMAND_SETTLE_MS);
+    sim.tick();
+    expect(sim.group.wantsDemand(sim.now)).toBe(true);
+    sim.after(() => void sim.group.demand(sim.now));
+    expect(sim.spawned.map((s) => s.index)).toEqual([1, 2]);
+    sim.ready(sim.spawned[1]!.pid);
+    sim.advance(DEMAND_SETTLE_MS);
+    // Full: no more demand is taken.
+    expect(sim.group.wantsDemand(sim.now)).toBe(false);
+    // Worker 1 idles: it stops and its place is not refilled; the group takes demand again.
+    sim.after(() => sim.group.idle(sim.spawned[0]!.pid));
+    expect(sim.stops).toEqual([sim.spawned[0]!.pid]);
+    sim.exit(sim.spawned[0]!.pid, "exited with status 0");
+    expect(sim.spawned).toHaveLength(2);
+    expect(sim.group.wantsDemand(sim.now)).toBe(true);
+    sim.after(() => sim.group.idle(sim.spawned[1]!.pid));
+    sim.exit(sim.spawned[1]!.pid, "exited with status 0");
+    expect(sim.group.workers.size).toBe(0);
+    expect(sim.group.state).toBe("idle");
+  });
+
+  test("ondemand: a reload of an idle site starts nothing; of an active one replaces its workers; a failed one starts over dormant", () => {
+    const sim = new Sim(1, 5000, 0, true);
+    sim.after(() => sim.group.reload());
+    expect(sim.spawned).toHaveLength(0);
+    expect(sim.group.state).toBe("idle");
+    sim.after(() => void sim.group.demand(sim.now));
+    sim.ready(sim.spawned[0]!.pid);
+    sim.after(() => sim.group.reload());
+    expect(sim.spawned).toHaveLength(2);
+    expect(sim.group.state).toBe("reloading");
+    sim.ready(sim.spawned[1]!.pid);
+    expect(sim.stops).toEqual([sim.spawned[0]!.pid]);
+    expect(sim.group.state).toBe("running");
+    // Its workers cannot start: failed after BOOT_ATTEMPTS; a reload makes it wait for a connection again.
+    sim.after(() => sim.group.idle(sim.spawned[1]!.pid));
+    sim.exit(sim.spawned[1]!.pid, "exited with status 0");
+    sim.advance(DEMAND_SETTLE_MS);
+    sim.after(() => void sim.group.demand(sim.now));
+    for (let i = 0; i < BOOT_ATTEMPTS; i++) {
+      sim.exit(sim.spawned.at(-1)!.pid);
+      if (i < BOOT_ATTEMPTS - 1) sim.tick();
+    }
+    expect(sim.group.state).toBe("failed");
+    expect(sim.group.wantsDemand(sim.now)).toBe(false);
+    const before = sim.spawned.length;
+    sim.after(() => sim.group.reload());
+    expect(sim.spawned).toHaveLength(before);
+    expect(sim.group.state).toBe("idle");
+    expect(sim.group.wantsDemand(sim.now)).toBe(true);
   });
 });
