@@ -24,6 +24,12 @@ describe("the complete files pass the front server's own check, unchanged", () =
     expect(run.status).toBe(0);
   });
 
+  test("tsgi check -c conf-examples/demo/tsgi.toml (the file npm start runs)", () => {
+    const run = spawnSync(process.execPath, [join(ROOT, "bin", "tsgi.js"), "check", "-c", join(ROOT, "conf-examples", "demo", "tsgi.toml")], { encoding: "utf8" });
+    expect(run.stdout).toContain("1 site, no problems (demo)");
+    expect(run.status).toBe(0);
+  });
+
   test("apache2 -t -f conf-examples/apache/httpd.conf", () => {
     const run = spawnSync("apache2", ["-t", "-f", FILES.apache], { encoding: "utf8" });
     expect(`${run.stdout}${run.stderr}`).toContain("Syntax OK");

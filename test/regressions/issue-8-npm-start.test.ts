@@ -25,7 +25,7 @@ function freePort(): Promise<number> {
   });
 }
 
-// The process title (comm is cut at 15 bytes: "tsgi: demo mast").
+// The process title (comm is cut at 15 bytes).
 const title = (pid: number) => {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
@@ -62,7 +62,7 @@ test.concurrent.each(["SIGTERM", "SIGINT", "SIGHUP", "SIGKILL"] as const)("kill 
       await sleep(50);
     }
     tree = processTree(npm.pid!);
-    expect(tree.map((s) => title(s.pid))).toEqual(expect.arrayContaining(["npm start", "tsgi: demo master", "tsgi: demo worker 1"]));
+    expect(tree.map((s) => title(s.pid))).toEqual(expect.arrayContaining(["npm start", "tsgi: master", "tsgi: demo worker 1"]));
     expect(existsSync(join(dir, "fastcgi.sock"))).toBe(true);
 
     process.kill(npm.pid!, signal);
