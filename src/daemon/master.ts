@@ -165,6 +165,7 @@ export class Master {
         // The files are shared by path (one LogFile each): reopened once, for every site.
         for (const failure of reopenLogFiles()) this.#log.error(`cannot reopen a log file: ${failure}`);
         for (const site of this.sites.values()) site.reopenLogs();
+        this.#log.info("SIGUSR1: log files reopened (the workers reopen theirs)");
         return;
       default:
         // SIGTERM, SIGINT, SIGQUIT: stop gracefully; a second one stops at once.
