@@ -48,7 +48,8 @@ const { values: flags } = parseArgs({
     threads: { type: "string", default: env.BENCH_THREADS ?? "2" },
     contenders: { type: "string", default: env.BENCH_CONTENDERS },
     workloads: { type: "string", default: env.BENCH_WORKLOADS },
-    out: { type: "string", default: env.BENCH_OUT ?? "latest" },
+    // A smoke run (--quick) never overwrites the tracked results the README quotes.
+    out: { type: "string", default: env.BENCH_OUT },
     quick: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
     list: { type: "boolean", default: false },
@@ -66,6 +67,7 @@ if (flags.help || flags.list) {
 }
 
 const quick = flags.quick;
+flags.out ??= quick ? "quick" : "latest";
 const rounds = Number(quick ? "1" : flags.rounds);
 const seconds = Number(quick ? "2" : flags.seconds);
 const warmup = Number(quick ? "1" : flags.warmup);
