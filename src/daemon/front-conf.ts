@@ -139,8 +139,23 @@ function header(front: FrontKind, config: DaemonConfig, site: SiteConfig, o: Con
     `# ${front === "apache" ? "Apache httpd" : front} configuration of tsgi site ${site.name}, written by`,
     `#   tsgi conf ${front} ${site.name} -c ${config.file}   (tsgi ${o.version})`,
     "# from the site's settings: write it again after changing them.",
-    ...lines.map((l) => (l ? `# ${l}` : "#")),
+    ...lines.flatMap((l) => (l ? wrap(l, 96).map((w) => `# ${w}`) : ["#"])),
   ];
+}
+
+/** A comment's text cut into lines of at most `width` characters, at spaces. */
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  return [...out, line];
 }
 
 function listenerLines(site: SiteConfig, t: Target): string[] {
@@ -154,11 +169,15 @@ function listenerLines(site: SiteConfig, t: Target): string[] {
 /** A note when nginx's or Apache's workers may be unable to connect to the site's unix socket. */
 function socketAccess(site: SiteConfig, t: Target): string[] {
   if (!("path" in t.spec)) return [];
-  const mode = site.settings["socket-mode"];
-  const group = site.settings["socket-group"] ?? site.settings.group ?? site.settings.user;
+  const s = site.settings;
+  const mode = s["socket-mode"].toString(8).padStart(4, "0");
+  if (s["socket-mode"] & 0o002) return [`The front server's workers connect to ${t.spec.path} (mode ${mode}: anyone may).`];
+  const owner = s["socket-owner"] ?? s.user;
+  const group = s["socket-group"] ?? s.group ?? (owner ? `${owner}'s group` : null);
+  const who = [owner && `owner ${owner}`, group && `group ${group}`].filter(Boolean).join(", ");
   return [
-    `The front server's workers (www-data on Debian) connect to ${t.spec.path}: its mode is ${mode.toString(8).padStart(4, "0")}` +
-      (mode & 0o002 ? "." : group ? `, group ${group}; add them to that group or set socket-group.` : "; set socket-group (or socket-mode) so that they may."),
+    `The front server's workers (www-data on Debian) connect to ${t.spec.path}: mode ${mode}` +
+      (who ? ` (${who}), so their user must be that owner or in that group (socket-group sets it).` : ", owned by tsgi's user: set socket-group to their group."),
   ];
 }
 
@@ -209,8 +228,7 @@ export function nginxConf(config: DaemonConfig, site: SiteConfig, o: ConfOptions
   const server = "path" in t.spec ? `unix:${t.spec.path}` : hostPort(t as Target & { spec: { host: string; port: number } });
 
   const out = header("nginx", config, site, o, [
-    "Inside nginx's `http {}`, e.g. as /etc/nginx/conf.d/tsgi-" + site.name + ".conf. To serve the site from a server {}",
-    "of your own, move the location block into it; the upstream" + (mount ? " and the map stay" : " stays") + " in `http {}`.",
+    `Inside nginx's http block, e.g. as /etc/nginx/conf.d/tsgi-${site.name}.conf. To serve the site from a server block of your own, move the location block into it; the upstream${mount ? " and the map stay" : " stays"} in the http block.`,
     ...listenerLines(site, t),
     ...socketAccess(site, t),
   ]);
@@ -218,8 +236,12 @@ export function nginxConf(config: DaemonConfig, site: SiteConfig, o: ConfOptions
     "",
     `upstream ${name} {`,
     `    server ${server};`,
-    `    # Idle connections to tsgi kept open per nginx worker${proto === "fastcgi" ? " (with fastcgi_keep_conn: FCGI_KEEP_CONN)" : ""}.`,
-    ...(proto === "uwsgi" ? ["    # uwsgi carries one request per connection: nothing to keep open."] : [`    keepalive ${NGINX_KEEPALIVE};`]),
+    ...(proto === "uwsgi"
+      ? ["    # uwsgi carries one request per connection: nothing to keep open."]
+      : [
+          `    # Idle connections to tsgi kept open per nginx worker${proto === "fastcgi" ? " (with fastcgi_keep_conn: FCGI_KEEP_CONN)" : ""}.`,
+          `    keepalive ${NGINX_KEEPALIVE};`,
+        ]),
   );
   if (proto !== "uwsgi") {
     out.push(
@@ -316,13 +338,11 @@ export function apacheConf(config: DaemonConfig, site: SiteConfig, o: ConfOption
   if (proto === "http") params.unshift("keepalive=On", `ttl=${idle}`);
 
   const out = header("apache", config, site, o, [
-    `As /etc/apache2/sites-available/tsgi-${site.name}.conf (then \`a2ensite tsgi-${site.name}\`), or Include it from`,
-    "httpd.conf. To serve the site from a VirtualHost of your own, move the lines inside it there.",
+    `As /etc/apache2/sites-available/tsgi-${site.name}.conf (then \`a2ensite tsgi-${site.name}\`), or Include it from httpd.conf. To serve the site from a VirtualHost of your own, move the lines inside it there.`,
     ...listenerLines(site, t),
     ...socketAccess(site, t),
     "",
-    `The modules it needs (Debian: \`a2enmod proxy ${module}\`), loaded here where nothing loaded them;`,
-    `the paths are Debian's (${APACHE_MODULES}); elsewhere they are modules/mod_*.so under ServerRoot.`,
+    `The modules it needs (Debian: \`a2enmod proxy ${module}\`), loaded here where nothing loaded them; the paths are Debian's (${APACHE_MODULES}); elsewhere they are modules/mod_*.so under ServerRoot.`,
   ]);
   for (const m of ["proxy", module]) {
     out.push(`<IfModule !${m}_module>`, `    LoadModule ${m}_module ${APACHE_MODULES}/mod_${m}.so`, "</IfModule>");
@@ -400,10 +420,8 @@ export function systemdConf(config: DaemonConfig, site: SiteConfig, o: ConfOptio
   const out = [
     `# --- file: ${SERVICE_UNIT} ---`,
     ...header("systemd", config, site, o, [
-      `Install as /etc/systemd/system/${SERVICE_UNIT} and /etc/systemd/system/${socketUnit}, then`,
-      `\`systemctl daemon-reload && systemctl enable --now ${socketUnit} ${SERVICE_UNIT}\`.`,
-      `One service runs every site of ${config.file}; each site may have its socket unit`,
-      `(\`tsgi conf systemd SITE\` for the others), which hands the service its listening sockets.`,
+      `Install as /etc/systemd/system/${SERVICE_UNIT} and /etc/systemd/system/${socketUnit}, then \`systemctl daemon-reload && systemctl enable --now ${socketUnit} ${SERVICE_UNIT}\`.`,
+      `One service runs every site of ${config.file}; each site may have its socket unit (\`tsgi conf systemd SITE\` for the others), which hands the service its listening sockets.`,
     ]),
     "[Unit]",
     `Description=tsgi daemon (${config.file})`,
