@@ -84,6 +84,37 @@ export function program(): Command {
     });
 
   cli
+    .command("conf")
+    .description("print the nginx, Apache or systemd configuration that matches a site of a tsgi.toml")
+    .argument("<front>", "nginx, apache or systemd")
+    .argument("<site>", "the site's NAME, as in [site.NAME]")
+    .option("-c, --config <file>", "the configuration file", "tsgi.toml")
+    .option("--listen <entry>", "the listen entry the front server connects to: its number (1 = the first) or its text (default: FastCGI, then uwsgi, then HTTP; unix sockets first)")
+    .option("--port <port>", "the port the front server listens on", "80")
+    .option("--server-name <name>", "nginx server_name / Apache ServerName")
+    .action(async (front: string, site: string, flags: { config: string; listen?: string; port: string; serverName?: string }) => {
+      const { tsgiError } = await import("./errors.ts");
+      const port = Number(flags.port);
+      if (!/^\d{1,5}$/.test(flags.port) || port < 1 || port > 65535) {
+        throw tsgiError("TSGI_ERR_CONFIG_INVALID", { where: "--port", reason: `a port from 1 to 65535, got ${JSON.stringify(flags.port)}` });
+      }
+      const { loadConfig } = await import("./daemon/config.ts");
+      const conf = await import("./daemon/front-conf.ts");
+      const { BIN } = await import("./paths.ts");
+      // Before the file is read: a mistyped front is named even when the file has problems.
+      conf.frontKind(front);
+      const text = conf.frontConf(front, loadConfig(flags.config), site, {
+        listen: flags.listen,
+        port,
+        serverName: flags.serverName,
+        execPath: process.execPath,
+        bin: BIN,
+        version: version(),
+      });
+      process.stdout.write(text);
+    });
+
+  cli
     .command("daemon")
     .description("run every site of a tsgi.toml, a process group each, in the foreground")
     .option("-c, --config <file>", "the configuration file", "tsgi.toml")

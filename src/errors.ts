@@ -203,6 +203,18 @@ export const ERRORS = {
     message: "{problem}{more}",
     fix: "Each problem names the file, the site (or [defaults], or the top level) and the key; `tsgi check -c tsgi.toml` lists them all, one a line. The keys and what they accept are in docs/settings.md.",
   },
+  TSGI_ERR_CONFIG_NO_SITE: {
+    message: "{file} has no site {site}; its sites: {sites}",
+    fix: "Give the name of one of the file's [site.NAME] tables, as `tsgi check -c tsgi.toml` lists them.",
+  },
+  TSGI_ERR_CONFIG_UNKNOWN_FRONT: {
+    message: "tsgi conf writes no configuration for {front}; it writes one for {fronts}",
+    fix: "Write `tsgi conf nginx SITE`, `tsgi conf apache SITE` or `tsgi conf systemd SITE` (docs/conf.md).",
+  },
+  TSGI_ERR_CONFIG_FRONT: {
+    message: "tsgi conf {front} {site}: {reason}",
+    fix: "The message names the setting of the site to change (its listen entries or mount), or the --listen option that names none of its listen entries.",
+  },
   // ---- process groups ----
   TSGI_ERR_POOL_BOOT: {
     message: "site {site}: a worker failed to start: {reason}",
