@@ -66,7 +66,7 @@ export function program(): Command {
     if (exposed && flags.allow === undefined) {
       cli.error(`tsgi serve: TSGI_ERR_CONFIG_INVALID: allow: missing: ${exposedProblem(exposed, { key: "--allow", example: "--allow 10.0.0.5", everyone: "--allow 0.0.0.0/0 --allow ::/0" })}`);
     }
-    if (values.status !== "" && values.status === values.metrics) cli.error("tsgi serve: TSGI_ERR_CONFIG_INVALID: metrics: the same path as --status: give each its own");
+    if (values.status && values.status === values.metrics) cli.error("tsgi serve: TSGI_ERR_CONFIG_INVALID: metrics: the same path as --status: give each its own");
     const name = (flags.name as string | undefined) ?? basename(splitAppSpec(app).module).replace(/\.[^.]+$/, "");
     // Loaded only now: it needs the native bridge.
     const { serveSite } = await import("./daemon/serve.ts");

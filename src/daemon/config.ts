@@ -302,7 +302,7 @@ class Reader {
       if (exposed && origin("allow") === undefined && !bad("allow")) {
         p.add(where, "allow", `missing: ${exposedProblem(exposed, { key: "allow", example: 'allow = ["10.0.0.5"]', everyone: 'allow = ["0.0.0.0/0", "::/0"]' })}`);
       }
-      if (values.status !== "" && values.status === values.metrics) {
+      if (values.status && values.status === values.metrics) {
         p.add(origin("metrics") ?? where, "metrics", `the same path as status (${JSON.stringify(values.status)}): give each its own`);
       }
 
