@@ -52,7 +52,9 @@ async function stopDaemon(d: Daemon): Promise<void> {
   expect((await d.exited).code).toBe(0);
 }
 
-async function poll<T>(what: string, timeoutMs: number, fn: () => T | Promise<T>): Promise<T> {
+type Falsy = null | undefined | false;
+
+async function poll<T>(what: string, timeoutMs: number, fn: () => T | Falsy | Promise<T | Falsy>): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -69,9 +69,9 @@ export const SETTINGS = [
   { key: "access-log", type: "string", default: "-", summary: 'where the access log goes: "-" (standard output), a file, or "off"; files reopen on SIGUSR1' },
   { key: "error-log", type: "string", default: "-", summary: 'where the error log goes: "-" (standard error) or a file; files reopen on SIGUSR1', daemon: true },
   { key: "debug", type: "bool", default: false, summary: "show exceptions to the client in 500 responses" },
-  { key: "allow", type: "list", default: LOOPBACK_ALLOW, check: allowProblem, summary: 'peers allowed to connect to the TCP listeners and to see the status page and metrics: addresses or networks, IPv4 or IPv6 ("10.0.0.5", "10.0.0.0/8", "fd00::/8"; repeatable); a TCP listener on a non-loopback address needs it set' },
-  { key: "status", type: "string", default: "", check: pagePath, summary: 'path (after the mount) of the status page, for allowed REMOTE_ADDRs only ("/tsgi-status"; "" = off); `?json` for JSON' },
-  { key: "metrics", type: "string", default: "", check: pagePath, summary: 'path (after the mount) of the Prometheus metrics, for allowed REMOTE_ADDRs only ("/tsgi-metrics"; "" = off)' },
+  { key: "allow", type: "list", default: LOOPBACK_ALLOW, check: allowProblem, summary: 'peers that may connect to the TCP listeners (others are closed at accept), and REMOTE_ADDRs that may see the status page and metrics: addresses or networks, IPv4 or IPv6 ("10.0.0.5", "10.0.0.0/8", "fd00::/8"; repeatable; default loopback); a TCP listener on a non-loopback address needs it set' },
+  { key: "status", type: "string", default: "", check: pagePath, summary: 'path (after the mount) of the site\'s status page, answered by tsgi to a REMOTE_ADDR in allow ("/tsgi-status"; `?json` for JSON); off ("") by default, as PHP-FPM\'s pm.status_path: see docs/status.md' },
+  { key: "metrics", type: "string", default: "", check: pagePath, summary: 'path (after the mount) of the site\'s Prometheus metrics, answered by tsgi to a REMOTE_ADDR in allow ("/tsgi-metrics"); off ("") by default: see docs/status.md' },
 ] as const satisfies readonly Setting[];
 
 /**
