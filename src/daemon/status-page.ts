@@ -62,7 +62,7 @@ export class StatusPages implements BuiltinPages {
     }
     if (!isStatus) return { code: 200, reason: "OK", contentType: METRICS_CONTENT_TYPE, body: formatMetrics(snap.master, snap.site) };
     const query = String(environ.QUERY_STRING ?? "");
-    if (query.split("&").includes("json")) {
+    if (query.split("&").some((part) => part === "json" || part.startsWith("json="))) {
       // The shape of `tsgi status --json`, with this one site.
       return { code: 200, reason: "OK", contentType: "application/json", body: `${JSON.stringify({ master: snap.master, sites: [snap.site] }, null, 2)}\n` };
     }
