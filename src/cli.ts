@@ -5,6 +5,7 @@
 import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { exposedListener, exposedProblem } from "./daemon/allow.ts";
 import { splitAppSpec } from "./daemon/app.ts";
 import { parseListen } from "./daemon/listen.ts";
 import type { ControlReply, ControlRequest } from "./daemon/control.ts";
@@ -54,13 +55,18 @@ export function program(): Command {
     }
     const listen = values.listen as string[];
     if (listen.length === 0) cli.error("tsgi serve: TSGI_ERR_CONFIG_INVALID: listen: give at least one --listen PROTO:HOST:PORT or PROTO:unix:PATH");
-    for (const l of listen) {
+    const specs = listen.map((l) => {
       try {
-        parseListen(l);
+        return parseListen(l);
       } catch (err) {
-        cli.error(`tsgi serve: ${(err as Error & { code?: string }).code}: ${(err as Error).message}`);
+        return cli.error(`tsgi serve: ${(err as Error & { code?: string }).code}: ${(err as Error).message}`);
       }
+    });
+    const exposed = exposedListener(specs);
+    if (exposed && flags.allow === undefined) {
+      cli.error(`tsgi serve: TSGI_ERR_CONFIG_INVALID: allow: missing: ${exposedProblem(exposed, { key: "--allow", example: "--allow 10.0.0.5", everyone: "--allow 0.0.0.0/0 --allow ::/0" })}`);
     }
+    if (values.status && values.status === values.metrics) cli.error("tsgi serve: TSGI_ERR_CONFIG_INVALID: metrics: the same path as --status: give each its own");
     const name = (flags.name as string | undefined) ?? basename(splitAppSpec(app).module).replace(/\.[^.]+$/, "");
     // Loaded only now: it needs the native bridge.
     const { serveSite } = await import("./daemon/serve.ts");

@@ -220,6 +220,10 @@ export const ERRORS = {
     message: "site {site}: a worker failed to start: {reason}",
     fix: "Fix the error shown (usually the application's import), then reload.",
   },
+  TSGI_ERR_POOL_PEER_REFUSED: {
+    message: "{peer} is not in allow: its connection to {listener} was closed{more}",
+    fix: "A TCP peer the site's `allow` does not list connected. If it is your front server, add its address (or network) to `allow`; anything else (a scan, a stray client) is kept out as meant. At most one such line a second per worker and listener: the line counts those left out.",
+  },
   // ---- the master ----
   TSGI_ERR_MASTER_SOCKET_IN_USE: {
     message: "unix socket {path} is in use: {reason}",

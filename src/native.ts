@@ -53,7 +53,7 @@ interface Binding {
   uwsgiEncodeRequest(vars: string[], modifier1: number, modifier2: number): Buffer;
   UwsgiServer: NativeListenerClass<NativeUwsgiServer, [maxParams: number]>;
   FastCgiServer: NativeListenerClass<NativeFastCgiServer, [maxParams: number, maxRequests: number]>;
-  serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number; UNKNOWN_ROLE: number; CHUNK: number };
+  serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number; UNKNOWN_ROLE: number; CHUNK: number; REFUSED: number };
   /** Master side: bound, listening sockets that nothing accepts on (native/binding/listen.cc). */
   bindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
   bindUnix(path: string, backlog: number): { fd: number };
@@ -70,7 +70,7 @@ export interface ReadableWatch {
   close(): void;
 }
 
-/** Called once per read (or timeout, drain, close) of connection `connId` with its events; `peer` comes with ERROR and TIMEOUT. */
+/** Called once per read (or timeout, drain, close) of connection `connId` with its events; `peer` comes with ERROR, TIMEOUT and REFUSED (connection 0). */
 export type ServerEventHandler = (connId: number, events: RawEvents, peer?: string) => void;
 
 /** A native listener's constructor: the listening fd and the common settings, then the protocol's limits. */
@@ -80,6 +80,8 @@ type NativeListenerClass<T, Limits extends unknown[]> = new (
   headerTimeoutMs: number,
   maxConnections: number,
   onEvents: ServerEventHandler,
+  /** The TCP peers that may connect, packed (src/daemon/allow.ts); null: every peer. */
+  allow: Uint8Array | null,
   ...limits: Limits
 ) => T;
 
@@ -130,8 +132,13 @@ function load(): Binding {
 export const binding: Binding = load();
 
 /** The common arguments of a native listener, checked before the binding trusts them. */
-export function checkListener(fd: number, headerTimeoutMs: number, maxConnections: number, maxParams: number): void {
+export function checkListener(fd: number, headerTimeoutMs: number, maxConnections: number, maxParams: number, allow: Uint8Array | null): void {
   checkInt("fd", fd, 0, 0x7fffffff);
+  // 17 bytes a network (native/binding/allow_list.h): 16 of address, a prefix length ≤ 128.
+  if (allow !== null) {
+    if (!(allow instanceof Uint8Array) || allow.length % 17 !== 0) throw new TypeError("allow must be a Uint8Array of 17-byte networks, or null");
+    for (let i = 16; i < allow.length; i += 17) if (allow[i]! > 128) throw new RangeError(`allow: prefix length ${allow[i]} over 128`);
+  }
   checkInt("headerTimeoutMs", headerTimeoutMs, 0, 2 ** 31 - 1);
   checkInt("maxConnections", maxConnections, 0, 2 ** 31 - 1);
   checkInt("maxParams", maxParams, 1, LIMITS.maxParamsCeiling);
@@ -166,7 +173,9 @@ export type EventName =
  * `serverEvents` are added: CHUNK ([2] a Buffer holding the read, [3] its length) comes
  * before the first body event of a read, whose offsets index it; CLOSE ([1] the bytes still
  * queued for the connection, never sent), DRAIN, TIMEOUT ([1] 1 when a persistent connection
- * idle between requests was closed) and UNKNOWN_ROLE ([1] id, [2] role).
+ * idle between requests was closed), UNKNOWN_ROLE ([1] id, [2] role) and REFUSED (connection
+ * 0: a TCP peer not in `allow` closed at accept; [1] how many more since the last one, [2]
+ * the listener's "HOST:PORT").
  */
 export const EVENT = binding.events;
 export type RawEvents = (number | string | string[])[];

@@ -13,6 +13,7 @@ void init_servers(Napi::Env env, Napi::Object exports) {
   kinds.Set("TIMEOUT", Napi::Number::New(env, kTimeout));
   kinds.Set("UNKNOWN_ROLE", Napi::Number::New(env, kUnknownRole));
   kinds.Set("CHUNK", Napi::Number::New(env, kChunk));
+  kinds.Set("REFUSED", Napi::Number::New(env, kRefused));
   exports.Set("serverEvents", kinds);
 }
 

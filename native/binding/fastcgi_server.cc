@@ -122,10 +122,10 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
     return DefineClass(env, "FastCgiServer", methods);
   }
 
-  // (fd, isPipe, headerTimeoutMs, maxConnections, onEvents, maxParams, maxRequests)
+  // (fd, isPipe, headerTimeoutMs, maxConnections, onEvents, allow, maxParams, maxRequests)
   explicit FastCgiServer(const Napi::CallbackInfo& info) : StreamServer(info, "tsgi.fastcgi") {
-    limits_.max_params = static_cast<size_t>(info[5].As<Napi::Number>().Int64Value());
-    limits_.max_requests = static_cast<size_t>(info[6].As<Napi::Number>().Int64Value());
+    limits_.max_params = static_cast<size_t>(info[6].As<Napi::Number>().Int64Value());
+    limits_.max_requests = static_cast<size_t>(info[7].As<Napi::Number>().Int64Value());
     // The GET_VALUES answers, as encoded pairs (every name and value is under 128 bytes).
     const int64_t max_conns = info[3].As<Napi::Number>().Int64Value();
     const std::pair<std::string, std::string> known[] = {

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "../status.h"
+#include "allow_list.h"
 #include "binding.h"
 
 namespace tsgi::binding {
@@ -52,7 +53,14 @@ enum ServerEvent : uint32_t {
   kUnknownRole = 23,  // FastCGI: a request of a role we do not play was refused ([1] id, [2] role)
   kChunk = 24,        // the bytes of this read ([2] a Buffer, [3] its length): the body events
                       // after it ([2] offset, [3] length) are slices of it
+  kRefused = 25,      // a TCP peer not in `allow` was closed at accept (connection id 0; the peer
+                      // as the third argument; [1] how many more were refused since the last
+                      // REFUSED, unreported; [2] the listener's own address, "HOST:PORT")
 };
+
+// At most one REFUSED a listener per this many milliseconds: a peer retrying in a loop
+// costs an accept and a close each time, not a log line.
+constexpr uint64_t kRefusedReportMs = 1000;
 
 union Stream {
   uv_tcp_t tcp;
@@ -149,9 +157,10 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     };
   }
 
-  // (fd, isPipe, headerTimeoutMs, maxConnections, onEvents, …the protocol's limits): checked
-  // by src/native.ts. `fd` is a listening socket; it is duplicated, so the caller may close its
-  // own (but must keep it open to resume accepting after pauseAccept).
+  // (fd, isPipe, headerTimeoutMs, maxConnections, onEvents, allow, …the protocol's limits):
+  // checked by src/native.ts. `fd` is a listening socket; it is duplicated, so the caller may
+  // close its own (but must keep it open to resume accepting after pauseAccept). `allow`: the
+  // packed networks of allow_list.h, or null for every peer (unix sockets are never filtered).
   StreamServer(const Napi::CallbackInfo& info, const char* resource) : Wrap(info) {
     Napi::Env env = info.Env();
     listen_fd_ = info[0].As<Napi::Number>().Int32Value();
@@ -159,6 +168,10 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     header_timeout_ms_ = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
     max_connections_ = static_cast<size_t>(info[3].As<Napi::Number>().Int64Value());
     on_events_ = Napi::Persistent(info[4].As<Napi::Function>());
+    if (info[5].IsTypedArray() && !is_pipe_) {
+      Napi::Uint8Array networks = info[5].As<Napi::Uint8Array>();
+      allow_ = AllowList(networks.Data(), networks.ByteLength());
+    }
     napi_get_uv_event_loop(env, &loop_);
     napi_async_init(env, nullptr, Napi::String::New(env, resource), &async_);
     if (const int rc = open_listener(); rc != 0) {
@@ -297,11 +310,42 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
       self->destroy(c, false);
       return;
     }
+    // One getpeername per accept, on the stack; none when every peer is allowed.
+    if (c->is_tcp && !self->allow_.everyone()) {
+      sockaddr_storage addr{};
+      int len = sizeof addr;
+      if (uv_tcp_getpeername(&c->io.tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || !self->allow_.has(addr)) {
+        self->refuse(c);
+        return;
+      }
+    }
     if (c->is_tcp) uv_tcp_nodelay(&c->io.tcp, 1);
     self->conns_.emplace(c->id, c);
     self->arm_header_timer(c);
     uv_read_start(&c->io.stream, on_alloc, on_read);
     self->read_at_once(c);
+  }
+
+  // Closes a peer not in `allow` at once, and tells JavaScript (rate-limited: kRefusedReportMs).
+  void refuse(Conn* c) {
+    refused_++;
+    const uint64_t now = uv_now(loop_);
+    if (reported_refusal_ && now - last_refusal_report_ < kRefusedReportMs) {
+      destroy(c, false);
+      return;
+    }
+    reported_refusal_ = true;
+    last_refusal_report_ = now;
+    const double more = static_cast<double>(refused_ - 1);
+    refused_ = 0;
+    const std::string peer = peer_of(c);
+    Napi::HandleScope scope(this->Env());
+    std::vector<napi_value> slots;
+    c->slots = &slots;
+    c->add(kRefused, c->num(more), Napi::String::New(this->Env(), local_of(c)), c->num(0));
+    c->slots = nullptr;
+    destroy(c, false);
+    emit(0, slots, peer);
   }
 
   // A front server writes its request right after connecting, so it is usually there when the
@@ -392,13 +436,25 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     sockaddr_storage addr{};
     int len = sizeof addr;
     if (uv_tcp_getpeername(&c->io.tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "unknown peer";
+    return address_text(addr);
+  }
+
+  // The listener's own address as the connection reached it: "127.0.0.1:9000".
+  std::string local_of(ConnBase* c) {
+    sockaddr_storage addr{};
+    int len = sizeof addr;
+    if (uv_tcp_getsockname(&c->io.tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "unknown address";
+    return address_text(addr);
+  }
+
+  static std::string address_text(const sockaddr_storage& addr) {
     char ip[64] = {};
     if (addr.ss_family == AF_INET6) {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+      auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
       uv_ip6_name(a, ip, sizeof ip);
       return std::string("[") + ip + "]:" + std::to_string(ntohs(a->sin6_port));
     }
-    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+    auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
     uv_ip4_name(a, ip, sizeof ip);
     return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
   }
@@ -690,6 +746,10 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   bool stopping_ = false;
   uint64_t header_timeout_ms_ = 10000;
   size_t max_connections_ = 0;
+  AllowList allow_;
+  uint64_t refused_ = 0;  // since the last REFUSED
+  uint64_t last_refusal_report_ = 0;
+  bool reported_refusal_ = false;
   uint32_t next_id_ = 0;
   std::unordered_map<uint32_t, Conn*> conns_;
   Napi::FunctionReference on_events_;

@@ -41,9 +41,9 @@ class UwsgiServer : public StreamServer<UwsgiServer, UwsgiConn> {
     return DefineClass(env, "UwsgiServer", methods);
   }
 
-  // (fd, isPipe, headerTimeoutMs, maxConnections, onEvents, maxParams)
+  // (fd, isPipe, headerTimeoutMs, maxConnections, onEvents, allow, maxParams)
   explicit UwsgiServer(const Napi::CallbackInfo& info) : StreamServer(info, "tsgi.uwsgi") {
-    limits_.max_params = static_cast<size_t>(info[5].As<Napi::Number>().Int64Value());
+    limits_.max_params = static_cast<size_t>(info[6].As<Napi::Number>().Int64Value());
   }
 
   UwsgiConn* make_conn() { return new UwsgiConn(limits_); }

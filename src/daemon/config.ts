@@ -10,6 +10,7 @@ import { readFileSync, statSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
 import { tsgiError } from "../errors.ts";
+import { exposedListener, exposedProblem } from "./allow.ts";
 import { isModulePath, splitAppSpec } from "./app.ts";
 import { parseListen, type ListenSpec } from "./listen.ts";
 import { DAEMON_SETTINGS, SETTING_LIST, coerce, defaults, type SiteSettings } from "./settings/index.ts";
@@ -278,6 +279,7 @@ class Reader {
         p.add(where, "listen", 'missing: every site needs at least one, listen = ["PROTO:HOST:PORT"] or ["PROTO:unix:PATH"]');
       }
       const listen: string[] = [];
+      const specs: ListenSpec[] = [];
       for (const text of written) {
         let spec: ListenSpec;
         try {
@@ -291,9 +293,18 @@ class Reader {
           spec = { ...spec, path, text: `${spec.protocol}:unix:${path}` };
         }
         listen.push(spec.text);
+        specs.push(spec);
         bound.push({ site: name, text: spec.text, spec });
       }
       values.listen = listen;
+      // Beyond loopback, who may connect is said, never assumed (DESIGN §4).
+      const exposed = exposedListener(specs);
+      if (exposed && origin("allow") === undefined && !bad("allow")) {
+        p.add(where, "allow", `missing: ${exposedProblem(exposed, { key: "allow", example: 'allow = ["10.0.0.5"]', everyone: 'allow = ["0.0.0.0/0", "::/0"]' })}`);
+      }
+      if (values.status && values.status === values.metrics) {
+        p.add(origin("metrics") ?? where, "metrics", `the same path as status (${JSON.stringify(values.status)}): give each its own`);
+      }
 
       for (const key of ["access-log", "error-log"]) {
         if (typeof values[key] === "string") values[key] = this.log(values[key] as string, origin(key), key);

@@ -176,6 +176,7 @@ export class ProcessGroup {
         return [];
       case "heartbeat":
         this.group.heartbeat(event.pid, now, { served: msg.served, inFlight: msg.inFlight, rss: msg.rss });
+        this.#sendStatus(event.pid, now);
         return [];
       case "recycle":
         this.group.recycle(event.pid, msg.reason);
@@ -253,6 +254,17 @@ export class ProcessGroup {
           lastRestart: w.reason,
         })),
     };
+  }
+
+  /** A site with a status page or metrics: the worker that beat gets the site's status to show (src/daemon/status-page.ts). */
+  #sendStatus(pid: number, now: number): void {
+    if (!this.#settings.status && !this.#settings.metrics) return;
+    const child = this.#children.get(pid);
+    if (!child?.connected) return;
+    // The page is served over the web: the master's figures without the path of its file.
+    const master = { pid: process.pid, uptimeSeconds: Math.round(process.uptime()), rssBytes: process.memoryUsage.rss(), file: null };
+    const msg: MasterMessage = { type: "status", master, site: this.status(now) };
+    child.send(msg);
   }
 
   // ---- carrying out ----

@@ -14,9 +14,11 @@ import { createHttpServer } from "../protocol/http.ts";
 import type { NativeListener } from "../protocol/native-listener.ts";
 import { Site } from "../protocol/site.ts";
 import { serveUwsgi } from "../protocol/uwsgi-native.ts";
+import { AllowList } from "./allow.ts";
 import { loadApplication } from "./app.ts";
 import { parseListen } from "./listen.ts";
 import type { SiteSettings } from "./settings/index.ts";
+import { StatusPages, type StatusSnapshot } from "./status-page.ts";
 
 /**
  * glibc's trim threshold for a worker (native/binding/process.cc): 32 MiB of freed heap kept
@@ -51,7 +53,11 @@ export type WorkerMessage =
   | { type: "heartbeat"; served: number; inFlight: number; rss: number };
 
 /** Master → worker. */
-export type MasterMessage = { type: "stop" } | { type: "reopen-logs" };
+export type MasterMessage =
+  | { type: "stop" }
+  | { type: "reopen-logs" }
+  /** The site's status, in answer to a heartbeat, for its status page and metrics (sites with `status` or `metrics` only). */
+  | ({ type: "status" } & StatusSnapshot);
 
 function send(msg: WorkerMessage): void {
   if (process.connected) process.send?.(msg);
@@ -136,7 +142,12 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
     return;
   }
 
-  const site = new Site({
+  const allow = new AllowList(s.allow);
+  // The site's figures for the page come with the master's answers to the heartbeats.
+  const pages = StatusPages.wanted(s)
+    ? new StatusPages({ status: s.status ?? "", metrics: s.metrics ?? "", allow, self: () => ({ served: site.served, inFlight: site.inFlight, rssBytes: process.memoryUsage.rss() }) })
+    : null;
+  const site: Site = new Site({
     name: cfg.site,
     app,
     mount: s.mount ?? "",
@@ -149,6 +160,8 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
     concurrency: s.concurrency,
     multiprocess: cfg.multiprocess,
     log,
+    allow,
+    builtin: pages,
   });
   const servers: http.Server[] = [];
   const natives: NativeListener[] = [];
@@ -161,7 +174,7 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
     if (spec.protocol === "fastcgi") natives.push(serveFastCgi(site, fd, isPipe));
     else if (spec.protocol === "uwsgi") natives.push(serveUwsgi(site, fd, isPipe));
     else {
-      const server = createHttpServer(site);
+      const server = createHttpServer(site, isPipe);
       await listenOnFd(server, fd);
       servers.push(server);
     }
@@ -175,6 +188,8 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
   send({ type: "ready" });
   const beat = () => send({ type: "heartbeat", served: site.served, inFlight: site.inFlight, rss: process.memoryUsage.rss() });
   setInterval(beat, HEARTBEAT_MS).unref();
+  // The first snapshot for the status page now, not a heartbeat later.
+  if (pages) beat();
 
   let stopping = false;
   const stop = () => {
@@ -204,6 +219,7 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
   process.on("message", (msg: MasterMessage) => {
     if (msg?.type === "stop") stop();
     else if (msg?.type === "reopen-logs") reopen(log, cfg.index);
+    else if (msg?.type === "status") pages?.update(msg);
   });
   // The master is gone (killed, even with -9): a worker without a master stops.
   process.on("disconnect", stop);

@@ -19,6 +19,11 @@ export function codecErrorLine(peer: string | undefined, err: CodecError): strin
   return `${peer}: ${err.code}: ${err.reason} (byte ${err.offset}); closing the connection`;
 }
 
+/** The log line of a TCP peer closed at accept (not in `allow`), with how many more were since the last such line. */
+export function refusedLine(peer: string, listener: string, more: number): string {
+  return coded("TSGI_ERR_POOL_PEER_REFUSED", { peer, listener, more: more > 0 ? ` (and ${more} more since the last such line)` : "" });
+}
+
 /** The log line of a connection closed by header-timeout (`ms`). */
 export function headerTimeoutLine(peer: string | undefined, code: ErrorCode, ms: number): string {
   return `${peer}: ${coded(code, { timeout: ms / 1000 })}; closing the connection`;
@@ -36,11 +41,14 @@ export function clientGone(controller: RequestAbort, input: TsgiInput | null, re
 }
 
 /** "127.0.0.1:51234", or "unix:/run/tsgi/blog.sock" for a unix-socket peer. */
+/** "127.0.0.1:9000", "[::1]:9000". */
+export function describeAddress(address: string | undefined, port: number | undefined): string {
+  const host = address ?? "unknown address";
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 export function describePeer(socket: net.Socket): string {
-  if (socket.remoteAddress) {
-    const addr = socket.remoteAddress.includes(":") ? `[${socket.remoteAddress}]` : socket.remoteAddress;
-    return `${addr}:${socket.remotePort}`;
-  }
+  if (socket.remoteAddress) return describeAddress(socket.remoteAddress, socket.remotePort);
   const local = (socket as unknown as { server?: net.Server }).server?.address();
   return typeof local === "string" ? `unix:${local}` : "unix socket";
 }

@@ -55,8 +55,9 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean): NativeLis
     }
   };
 
-  checkListener(fd, site.headerTimeout, site.maxConnections, site.maxParams);
-  const native = new binding.FastCgiServer(fd, isPipe, site.headerTimeout, site.maxConnections, onEvents, site.maxParams, site.maxRequests);
+  const allow = isPipe ? null : (site.allow?.packed() ?? null);
+  checkListener(fd, site.headerTimeout, site.maxConnections, site.maxParams, allow);
+  const native = new binding.FastCgiServer(fd, isPipe, site.headerTimeout, site.maxConnections, onEvents, allow, site.maxParams, site.maxRequests);
 
   function request(conn: number, id: number, params: string[], role: number): void {
     // mod_authnz_fcgi sends no FCGI_STDIN at all: an authorizer's input is empty.

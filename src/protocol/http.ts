@@ -3,10 +3,11 @@
 // so the environ and the application behave exactly as behind nginx.
 
 import http from "node:http";
+import type net from "node:net";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
-import { clientGone, cutConnection, describePeer, drained } from "./connection.ts";
+import { clientGone, cutConnection, describeAddress, describePeer, drained, refusedLine } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 /** The CGI params of an HTTP request, as nginx's fastcgi_params would send them. */
@@ -46,7 +47,11 @@ export function httpParams(req: http.IncomingMessage): string[] {
   return params;
 }
 
-export function createHttpServer(site: Site): http.Server {
+/** At most one refusal line a second per listener (as the native listeners: stream_server.h's kRefusedReportMs). */
+const REFUSED_REPORT_MS = 1000;
+
+/** An HTTP server for `site`; on TCP (not `isPipe`) a peer not in the site's `allow` is closed as it connects. */
+export function createHttpServer(site: Site, isPipe = false): http.Server {
   const server = http.createServer({ requestTimeout: 0, headersTimeout: site.headerTimeout || 10_000 }, (req, res) => {
     const peer = describePeer(req.socket);
     const length = req.headers["content-length"];
@@ -103,5 +108,22 @@ export function createHttpServer(site: Site): http.Server {
     site.serve(httpParams(req), input, sink, controller, { peer, protocol: "http" });
   });
   if (site.maxConnections > 0) server.maxConnections = site.maxConnections;
+  const allow = site.allow;
+  if (allow !== null && !isPipe) {
+    let refused = 0;
+    let reportedAt = -Infinity;
+    // 'connection' comes before node:http reads a byte: a refused peer never reaches a parser.
+    server.prependListener("connection", (socket: net.Socket) => {
+      if (allow.has(socket.remoteAddress)) return;
+      refused++;
+      const now = performance.now();
+      if (now - reportedAt >= REFUSED_REPORT_MS) {
+        reportedAt = now;
+        site.log.warn(refusedLine(describePeer(socket), `http ${describeAddress(socket.localAddress, socket.localPort)}`, refused - 1));
+        refused = 0;
+      }
+      socket.destroy();
+    });
+  }
   return server;
 }

@@ -9,7 +9,7 @@ import type { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, codecError, type RawEvents } from "../native.ts";
-import { clientGone, codecErrorLine, headerTimeoutLine } from "./connection.ts";
+import { clientGone, codecErrorLine, headerTimeoutLine, refusedLine } from "./connection.ts";
 import type { Site } from "./site.ts";
 
 /** A listening socket served by the native bridge, as the worker drives it. */
@@ -141,12 +141,17 @@ export function slice(chunk: Buffer, offset: number, length: number): Buffer {
 }
 
 /**
- * The events both listeners report alike, at `ev[i]`: a malformed stream (logged with the
- * peer; the connection is gone), a header timeout (logged unless it closed a persistent
+ * The events both listeners report alike, at `ev[i]`: a peer refused at accept (not in
+ * `allow`), a malformed stream (logged with the peer; the connection is gone), a header timeout (logged unless it closed a persistent
  * connection idle between requests), the peer gone, and DRAIN. False for any other kind.
  */
 export function connectionEvent(site: Site, requests: OpenRequests, conn: number, ev: RawEvents, i: number, peer: string | undefined, timeoutCode: ErrorCode): boolean {
   switch (ev[i]) {
+    case binding.serverEvents.REFUSED: {
+      const protocol = timeoutCode === "TSGI_ERR_FCGI_HEADER_TIMEOUT" ? "fastcgi" : "uwsgi";
+      site.log.warn(refusedLine(peer ?? "a peer", `${protocol} ${ev[i + 2] as string}`, ev[i + 1] as number));
+      return true;
+    }
     case EVENT.ERROR:
       site.log.error(codecErrorLine(peer, codecError(ev, i)));
       requests.abortConnection(conn, "malformed packet");

@@ -7,7 +7,7 @@
 import { tsgiError, type TsgiError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { fileWrapper } from "../gateway/body.ts";
-import { buildEnviron, normalizeMount, type ErrorStream } from "../gateway/environ.ts";
+import { buildEnviron, normalizeMount, type Environ, type ErrorStream } from "../gateway/environ.ts";
 import type { RequestAbort } from "../gateway/abort.ts";
 import type { TsgiInput } from "../gateway/input.ts";
 import { runRequest, type Application, type RequestOutcome, type ResponseSink } from "../gateway/request.ts";
@@ -36,6 +36,32 @@ export interface SiteOptions {
   concurrency?: number;
   multiprocess?: boolean;
   log: Logger;
+  /** The TCP peers that may connect (`allow`); null or absent: every peer. */
+  allow?: PeerAllow | null;
+  /** Answers tsgi gives itself instead of the application (the status page), or null to let the request through. */
+  builtin?: BuiltinPages | null;
+}
+
+/** The `allow` list as the listeners use it (src/daemon/allow.ts builds it). */
+export interface PeerAllow {
+  /** Every peer is allowed: nothing to check. */
+  readonly everyone: boolean;
+  has(address: string | undefined): boolean;
+  /** For the native listeners: the networks packed (native/binding/allow_list.h), null for every peer. */
+  packed(): Uint8Array | null;
+}
+
+/** A response tsgi makes itself, whole. */
+export interface BuiltinAnswer {
+  code: number;
+  reason: string;
+  contentType: string;
+  body: string;
+}
+
+export interface BuiltinPages {
+  /** The answer to this request (its environ is built and checked), or null: the application answers. */
+  answer(environ: Environ): BuiltinAnswer | null;
 }
 
 export interface RequestMeta {
@@ -67,6 +93,8 @@ export class Site {
   readonly multiprocess: boolean;
   readonly log: Logger;
   readonly errors: ErrorStream;
+  readonly allow: PeerAllow | null;
+  readonly builtin: BuiltinPages | null;
   /** Requests in the application: from params complete to response end (status, graceful stop). */
   inFlight = 0;
   served = 0;
@@ -92,6 +120,8 @@ export class Site {
     this.concurrency = o.concurrency ?? 100;
     this.multiprocess = o.multiprocess ?? false;
     this.log = o.log;
+    this.allow = o.allow && !o.allow.everyone ? o.allow : null;
+    this.builtin = o.builtin ?? null;
     let pending = "";
     const log = this.log;
     this.errors = {
@@ -173,12 +203,15 @@ export class Site {
         fileWrapper,
       });
       let outcome: RequestOutcome;
+      let page: BuiltinAnswer | null;
       const environ = "environ" in built ? built.environ : null;
       const method = environ?.REQUEST_METHOD ?? valueOf(params, "REQUEST_METHOD") ?? "GET";
       if (!environ) {
         const { error, httpStatus } = built as { error: TsgiError; httpStatus: number };
         this.log.info(`${meta.peer}: ${error.code}: ${error.message}`);
         outcome = await this.#refuse(sink, httpStatus, method);
+      } else if (this.builtin !== null && (page = this.builtin.answer(environ)) !== null) {
+        outcome = await this.#answer(sink, page, method);
       } else if (this.maxBody > 0 && declaredLength(environ.CONTENT_LENGTH) > this.maxBody) {
         this.log.info(`${meta.peer}: request body of ${String(environ.CONTENT_LENGTH)} bytes is over max-body (${this.maxBody})`);
         outcome = await this.#refuse(sink, 413, method);
@@ -209,6 +242,25 @@ export class Site {
       this.inFlight--;
       this.served++;
       this.#finished();
+    }
+  }
+
+  /** A builtin page, whole (HEAD: its head only). */
+  async #answer(sink: ResponseSink, page: BuiltinAnswer, method: string): Promise<RequestOutcome> {
+    const head = new ResponseHead();
+    const body = Buffer.from(page.body, "utf8");
+    head.status = `${page.code} ${page.reason}`;
+    head.code = page.code;
+    head.headers = [
+      ["Content-Type", page.contentType],
+      ["Content-Length", String(body.length)],
+      ["Cache-Control", "no-store"],
+    ];
+    try {
+      await sink.send(head, method === "HEAD" ? null : body, true);
+      return { status: page.code, bytes: method === "HEAD" ? 0 : body.length, end: "complete" };
+    } catch {
+      return { status: page.code, bytes: 0, end: "aborted" };
     }
   }
 

@@ -36,8 +36,9 @@ export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListe
     }
   };
 
-  checkListener(fd, site.headerTimeout, site.maxConnections, site.maxParams);
-  const native = new binding.UwsgiServer(fd, isPipe, site.headerTimeout, site.maxConnections, onEvents, site.maxParams);
+  const allow = isPipe ? null : (site.allow?.packed() ?? null);
+  checkListener(fd, site.headerTimeout, site.maxConnections, site.maxParams, allow);
+  const native = new binding.UwsgiServer(fd, isPipe, site.headerTimeout, site.maxConnections, onEvents, allow, site.maxParams);
 
   function request(conn: number, vars: string[], contentLength: number): void {
     const input = contentLength === 0 ? TsgiInput.EMPTY : new TsgiInput(contentLength, { pause: (paused) => native.pause(conn, paused) }, site.maxBody);

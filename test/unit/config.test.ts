@@ -62,6 +62,7 @@ access-log = "log/blog.access.log"
 [site.shop]
 app = "some-package:app"
 listen = "uwsgi:0.0.0.0:3032"
+allow = ["10.0.0.0/8"]
 processes = 4
 env = { SHOP = "1" }
 access-log = "off"
@@ -245,7 +246,8 @@ describe("each kind of problem names the file, the site and the key", () => {
 
   it("two sites on one TCP port: the same host, or a wildcard; other hosts and port 0 are no conflict", () => {
     const { file, problems: p } = problems(
-      `[site.a]\napp = "app.ts"\nlisten = ["uwsgi:127.0.0.1:3031", "http:127.0.0.1:0"]
+      `[defaults]\nallow = ["0.0.0.0/0", "::/0"]
+[site.a]\napp = "app.ts"\nlisten = ["uwsgi:127.0.0.1:3031", "http:127.0.0.1:0"]
 [site.b]\napp = "app.ts"\nlisten = ["fastcgi:0.0.0.0:3031", "http:127.0.0.1:0", "http:127.0.0.2:8000"]
 [site.c]\napp = "app.ts"\nlisten = ["http:127.0.0.1:8000", "uwsgi:[::]:8000", "uwsgi:127.0.0.1:3031"]\n`,
     );
@@ -259,6 +261,51 @@ describe("each kind of problem names the file, the site and the key", () => {
   it("one site twice on the same socket", () => {
     const { file, problems: p } = problems('[site.a]\napp = "app.ts"\nlisten = ["uwsgi:127.0.0.1:3031", "http:127.0.0.1:3031"]\n');
     expect(p).toEqual([`${file}: site a: listen: http:127.0.0.1:3031 is the same socket as uwsgi:127.0.0.1:3031 of site a`]);
+  });
+});
+
+describe("allow, status and metrics", () => {
+  const site = (listen: string, extra = "") => `[site.a]\napp = "app.ts"\nlisten = ["${listen}"]\n${extra}`;
+  const exposed = (file: string, address: string) =>
+    `${file}: site a: allow: missing: the site listens on ${address} (not a loopback address) without allow; list the peers that may connect (the front servers), e.g. allow = ["10.0.0.5"], or allow = ["0.0.0.0/0", "::/0"] for every peer`;
+
+  it("a TCP listener on 0.0.0.0, on :: or on another host's address without allow is refused; loopback and unix sockets need none", () => {
+    for (const [listen, address] of [["fastcgi:0.0.0.0:9000", "0.0.0.0:9000"], ["uwsgi:[::]:9000", "[::]:9000"], ["http:192.0.2.1:80", "192.0.2.1:80"], ["http:example.com:80", "example.com:80"]] as const) {
+      const { file, problems: p } = problems(site(listen));
+      expect(p).toEqual([exposed(file, address)]);
+    }
+    for (const listen of ["fastcgi:127.0.0.1:9000", "fastcgi:127.1.2.3:9000", "uwsgi:[::1]:9000", "http:localhost:8000", "fastcgi:unix:app.sock"]) {
+      expect(checkConfig(toml(site(listen))).problems).toEqual([]);
+    }
+  });
+
+  it("an explicit allow, in the site or in [defaults], lets it listen beyond loopback; the default is loopback", () => {
+    expect(checkConfig(toml(site("fastcgi:0.0.0.0:9000", 'allow = ["10.0.0.5", "fd00::/8"]\n'))).problems).toEqual([]);
+    const config = loadConfig(toml(`[defaults]\nallow = ["192.0.2.0/24"]\n${site("fastcgi:0.0.0.0:9000")}[site.b]\napp = "app.ts"\nlisten = ["uwsgi:127.0.0.1:3031"]\n`));
+    expect(config.sites.map((s) => s.settings.allow)).toEqual([["192.0.2.0/24"], ["192.0.2.0/24"]]);
+    const plain = loadConfig(toml(site("fastcgi:127.0.0.1:9000")));
+    expect(plain.sites[0]!.settings).toMatchObject({ allow: ["127.0.0.0/8", "::1"], status: "", metrics: "" });
+  });
+
+  it("a bad address or network names the file, the site and the key (reported once, not also as missing)", () => {
+    const { file, problems: p } = problems(site("fastcgi:0.0.0.0:9000", 'allow = ["10.0.0.5", "10.0.0.0/33", "::1"]\n'));
+    expect(p).toEqual([
+      `${file}: site a: allow: allow must list IPv4 or IPv6 addresses or networks (such as "10.0.0.5", "10.0.0.0/8", "fd00::/8"): "10.0.0.0/33" has a prefix length out of 0–32`,
+    ]);
+    const zone = problems(`[defaults]\nallow = "fe80::1%eth0"\n${site("fastcgi:127.0.0.1:9000")}`);
+    expect(zone.problems).toEqual([
+      `${zone.file}: [defaults]: allow: allow must list IPv4 or IPv6 addresses or networks (such as "10.0.0.5", "10.0.0.0/8", "fd00::/8"): "fe80::1%eth0" is not an IPv4 or IPv6 address or network`,
+    ]);
+  });
+
+  it("status and metrics: a path or \"\" (off), not the same path", () => {
+    const { file, problems: p } = problems(site("fastcgi:127.0.0.1:9000", 'status = "tsgi-status"\nmetrics = "/m?x"\n'));
+    expect(p).toEqual([
+      `${file}: site a: status: status must be "" (off) or a path such as "/tsgi-status", got "tsgi-status"`,
+      `${file}: site a: metrics: metrics must be "" (off) or a path such as "/tsgi-status", got "/m?x"`,
+    ]);
+    const same = problems(site("fastcgi:127.0.0.1:9000", 'status = "/s"\nmetrics = "/s"\n'));
+    expect(same.problems).toEqual([`${same.file}: site a: metrics: the same path as status ("/s"): give each its own`]);
   });
 });
 

@@ -2,6 +2,8 @@
 // default, its check and its summary. The `tsgi serve` flags, the TOML validation of
 // `tsgi check` and the settings reference all derive from this table.
 
+import { LOOPBACK_ALLOW, allowProblem } from "../allow.ts";
+
 export type SettingType = "string" | "int" | "bool" | "duration" | "size" | "list" | "mode" | "table";
 
 /** The TypeScript type of each kind of value, once coerced. */
@@ -29,9 +31,16 @@ export interface Setting {
   fileOnly?: boolean;
   /** A key of the daemon as a whole (outside `[site.*]` in tsgi.toml); a `tsgi serve` flag too. */
   daemon?: boolean;
+  /** Beyond the type: the problem with a coerced value (what it allows), or null. */
+  check?: (value: never) => string | null;
 }
 
 const MiB = 1024 * 1024;
+
+/** `status` and `metrics`: "" (off) or a path the site's requests may have after the mount. */
+function pagePath(value: string): string | null {
+  return value === "" || /^\/[^\s?#]*$/.test(value) ? null : `must be "" (off) or a path such as "/tsgi-status", got ${JSON.stringify(value)}`;
+}
 
 export const SETTINGS = [
   { key: "app", type: "string", default: null, summary: "the application, MODULE:CALLABLE (`:application` may be left out)", fileOnly: true },
@@ -61,6 +70,9 @@ export const SETTINGS = [
   { key: "access-log", type: "string", default: "-", summary: 'where the access log goes: "-" (standard output), a file, or "off"; files reopen on SIGUSR1' },
   { key: "error-log", type: "string", default: "-", summary: 'where the error log goes: "-" (standard error) or a file; files reopen on SIGUSR1', daemon: true },
   { key: "debug", type: "bool", default: false, summary: "show exceptions to the client in 500 responses" },
+  { key: "allow", type: "list", default: LOOPBACK_ALLOW, check: allowProblem, summary: 'peers that may connect to the TCP listeners (others are closed at accept), and REMOTE_ADDRs that may see the status page and metrics: addresses or networks, IPv4 or IPv6 ("10.0.0.5", "10.0.0.0/8", "fd00::/8"; repeatable; default loopback); a TCP listener on a non-loopback address needs it set' },
+  { key: "status", type: "string", default: "", check: pagePath, summary: 'path (after the mount) of the site\'s status page, answered by tsgi to a REMOTE_ADDR in allow ("/tsgi-status"; `?json` for JSON); off ("") by default, as PHP-FPM\'s pm.status_path: see docs/status.md' },
+  { key: "metrics", type: "string", default: "", check: pagePath, summary: 'path (after the mount) of the site\'s Prometheus metrics, answered by tsgi to a REMOTE_ADDR in allow ("/tsgi-metrics"); off ("") by default: see docs/status.md' },
 ] as const satisfies readonly Setting[];
 
 /**
@@ -104,6 +116,13 @@ export function parseSize(value: unknown): number | null {
  * returns the message that names the setting and what it allows.
  */
 export function coerce(setting: Setting, raw: unknown, fromFlag = false): { value: unknown } | { error: string } {
+  const r = coerceType(setting, raw, fromFlag);
+  if ("error" in r || !setting.check) return r;
+  const problem = (setting.check as (value: unknown) => string | null)(r.value);
+  return problem === null ? r : { error: `${setting.key} ${problem}` };
+}
+
+function coerceType(setting: Setting, raw: unknown, fromFlag: boolean): { value: unknown } | { error: string } {
   const bad = (allowed: string) => ({ error: `${setting.key} must be ${allowed}, got ${JSON.stringify(raw)}` });
   const bounded = (n: number, what: string) => {
     if (setting.min !== undefined && n < setting.min) return bad(`${what} >= ${setting.min}`);
