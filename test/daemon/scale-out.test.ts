@@ -256,6 +256,24 @@ describe("two tsgi hosts behind one front server (network namespaces)", () => {
     }
   });
 
+  test("a host closes a connection from an address its allow does not list, and logs it", async (ctx) => {
+    skipUnlessNamespaces(ctx);
+    const a = hosts[0]!;
+    // From inside host a's namespace, to its own address: the peer is 10.231.X.2, not the front server.
+    const client = `
+      const s = require("node:net").connect(9000, ${JSON.stringify(a.address)});
+      let n = 0;
+      s.on("connect", () => s.write(Buffer.from([1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0])));
+      s.on("data", (d) => (n += d.length));
+      s.on("error", () => {});
+      s.on("close", () => { console.log("closed after " + n + " bytes"); process.exit(0); });
+      setTimeout(() => { console.log("still open"); process.exit(0); }, 5000);`;
+    const r = spawnSync("ip", ["netns", "exec", a.ns, process.execPath, "-e", client], { encoding: "utf8", timeout: 20_000 });
+    expect(r.stdout.trim(), r.stderr).toBe("closed after 0 bytes");
+    const line = new RegExp(`TSGI_ERR_POOL_PEER_REFUSED: ${a.address.replaceAll(".", "\\.")}:\\d+ is not in allow: its connection to fastcgi ${a.address.replaceAll(".", "\\.")}:9000 was closed`);
+    await poll("host a's refusal logged", 5000, () => line.test(a.daemon!.stderr()));
+  });
+
   test("a host's whole daemon killed with SIGKILL under GET and POST load: nginx fails over, no request sent after the kill fails, no GET fails at all", async (ctx) => {
     skipUnlessNamespaces(ctx);
     const [a, b] = hosts as [Host, Host];
