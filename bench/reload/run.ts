@@ -72,10 +72,19 @@ const odSites = Math.round(number("sites", flags.sites, 1, 500));
 const WORKERS = 2;
 /** A request with no complete response after this long fails as a timeout. */
 const TIMEOUT_MS = 10_000;
-const CONCURRENCY = 256;
+/**
+ * Requests in flight at most (a request due beyond it is not sent, and counted). nginx has 256
+ * worker_connections (test/support/front-servers.ts): the client's connections, one upstream
+ * connection per request in flight and the 32 idle kept must stay under it, else nginx closes
+ * idle client keep-alive connections ("worker_connections are not enough, reusing
+ * connections") and the client sees resets that are the harness's, not the contender's.
+ */
+const CONCURRENCY = 96;
 /** The issue's targets for tsgi. */
 const P99_RATIO_MAX = 2;
 const COLD_START_MAX_MS = 300;
+/** Ondemand sites whose first request is timed (each its own nginx location). */
+const COLD_SITES = 3;
 
 let contenders = CONTENDERS;
 if (flags.contenders) {
@@ -361,7 +370,9 @@ interface OnDemand {
   sites: number;
   processes: number | null;
   rssKiB: number | null;
-  coldMs: number | null;
+  /** The first request to each of the first COLD_SITES sites, one after the other. */
+  coldMs: number[];
+  coldMaxMs: number | null;
   warmMs: number | null;
   workersAfter: number | null;
   error: string | null;
@@ -380,13 +391,15 @@ function timedGet(port: number, path: string): Promise<{ ms: number; status: num
   });
 }
 
+const siteName = (i: number) => `site${String(i + 1).padStart(2, "0")}`;
+
 async function onDemand(ctx: Ctx): Promise<OnDemand> {
-  const od: OnDemand = { built: false, note: "", sites: odSites, processes: null, rssKiB: null, coldMs: null, warmMs: null, workersAfter: null, error: null };
+  const od: OnDemand = { built: false, note: "", sites: odSites, processes: null, rssKiB: null, coldMs: [], coldMaxMs: null, warmMs: null, workersAfter: null, error: null };
   const dir = join(ctx.dir, "ondemand");
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o755);
   const file = join(dir, "tsgi.toml");
-  const sites = Array.from({ length: odSites }, (_, i) => ({ name: `site${String(i + 1).padStart(2, "0")}`, sock: join(dir, `site${String(i + 1).padStart(2, "0")}.sock`), extra: `processes = ${WORKERS}\nondemand = true` }));
+  const sites = Array.from({ length: odSites }, (_, i) => ({ name: siteName(i), sock: join(dir, `${siteName(i)}.sock`), extra: `processes = ${WORKERS}\nondemand = true` }));
   writeFileSync(file, tsgiToml(sites));
   const chk = spawnSync(process.execPath, [join(ROOT, "bin", "tsgi.js"), "check", "-c", file], { encoding: "utf8", timeout: 30_000 });
   if (chk.status !== 0) {
@@ -411,10 +424,13 @@ async function onDemand(ctx: Ctx): Promise<OnDemand> {
     const g = group(proc.pid);
     od.processes = g.all.length;
     od.rssKiB = g.all.reduce((a, s) => a + rssKiB(s.pid), 0);
-    const first = await timedGet(nginx!.port, "/ondemand/hello");
-    if (first.status !== 200 || first.body !== "Hello, world!\n") throw new Error(`first request to an ondemand site: status ${first.status}, ${JSON.stringify(first.body.slice(0, 60))}`);
-    od.coldMs = first.ms;
-    od.warmMs = (await timedGet(nginx!.port, "/ondemand/hello")).ms;
+    for (let i = 1; i <= Math.min(COLD_SITES, odSites); i++) {
+      const first = await timedGet(nginx!.port, `/ondemand/${i}/hello`);
+      if (first.status !== 200 || first.body !== "Hello, world!\n") throw new Error(`first request to ondemand site ${i}: status ${first.status}, ${JSON.stringify(first.body.slice(0, 60))}`);
+      od.coldMs.push(first.ms);
+    }
+    od.coldMaxMs = Math.max(...od.coldMs);
+    od.warmMs = (await timedGet(nginx!.port, "/ondemand/1/hello")).ms;
     od.workersAfter = group(proc.pid).children.length;
   } catch (e) {
     od.error = (e as Error).message;
@@ -442,7 +458,7 @@ const median = (xs: number[]) => (xs.length ? percentile(xs, 50) : NaN);
 
 function contenderTable(r: Result, md: boolean): string {
   const row = (name: string, s: Stats | null) => [name, fmt(s?.requests), fmt(s?.failed), fmt(s?.failedGet), fmt(s?.failedPost), ms(s?.p50ms), ms(s?.p99ms)];
-  return table(["requests", "count", "failed", "GET failed", "POST failed", "p50 ms", "p99 ms"], [row("steady", r.steady), row("during reloads", r.during), row("all", r.all)], md);
+  return table(["phase", "requests", "failed", "GET failed", "POST failed", "p50 ms", "p99 ms"], [row("steady", r.steady), row("during reloads", r.during), row("all", r.all)], md);
 }
 
 function contenderLines(r: Result): string[] {
@@ -472,10 +488,10 @@ function targets(tsgiRes: Result | undefined, od: OnDemand | null): Target[] {
   const out: Target[] = [];
   if (tsgiRes && !tsgiRes.skipped && !tsgiRes.error && tsgiRes.all) {
     const nginxFailed = tsgiRes.nginx?.non2xx ?? 0;
-    out.push({ target: "tsgi: 0 failed requests during the reloads (client and nginx)", met: tsgiRes.all.failed === 0 && nginxFailed === 0, figure: `${tsgiRes.all.failed} failed at the client (${Object.entries(tsgiRes.failures).map(([k, v]) => `${k} × ${v}`).join(", ") || "none"}), ${nginxFailed} non-2xx in nginx's log, ${tsgiRes.nginx?.retried ?? 0} retried by nginx` });
+    out.push({ target: "tsgi: 0 failed requests during the reloads (client and nginx)", met: tsgiRes.all.failed === 0 && nginxFailed === 0 && tsgiRes.skippedLoad === 0, figure: `${tsgiRes.all.failed} failed at the client (${Object.entries(tsgiRes.failures).map(([k, v]) => `${k} × ${v}`).join(", ") || "none"}), ${nginxFailed} non-2xx in nginx's log, ${tsgiRes.nginx?.retried ?? 0} retried by nginx, ${tsgiRes.skippedLoad} not sent (${CONCURRENCY} in flight)` });
     out.push({ target: `tsgi: p99 during reloads <= ${P99_RATIO_MAX}x steady`, met: tsgiRes.p99Ratio !== null && tsgiRes.p99Ratio <= P99_RATIO_MAX, figure: `${ms(tsgiRes.during?.p99ms)} ms vs ${ms(tsgiRes.steady?.p99ms)} ms = ${fmt(tsgiRes.p99Ratio, 2)}x` });
   } else out.push({ target: "tsgi: 0 failed, p99 during reloads <= 2x steady", met: null, figure: tsgiRes?.error ?? tsgiRes?.skipped ?? "not run" });
-  if (od?.built && od.coldMs !== null) out.push({ target: `tsgi: cold start of an ondemand site < ${COLD_START_MAX_MS} ms`, met: od.coldMs < COLD_START_MAX_MS, figure: `${ms(od.coldMs)} ms (the next request ${ms(od.warmMs)} ms)` });
+  if (od?.built && od.coldMaxMs !== null) out.push({ target: `tsgi: cold start of an ondemand site < ${COLD_START_MAX_MS} ms`, met: od.coldMaxMs < COLD_START_MAX_MS, figure: `${od.coldMs.map((x) => ms(x)).join(", ")} ms for the first request to ${od.coldMs.length} sites (the next request ${ms(od.warmMs)} ms)` });
   else out.push({ target: `tsgi: cold start of an ondemand site < ${COLD_START_MAX_MS} ms`, met: null, figure: od?.note || od?.error || "not run" });
   return out;
 }
@@ -502,10 +518,11 @@ async function main(): Promise<number> {
   try {
     const blocks = [];
     for (const c of contenders) if (!skipped.get(c.id)) blocks.push(await c.nginx(ctx));
-    const odSock = join(dir, "ondemand", "site01.sock");
+
     // $upstream_status lists every upstream attempt: "502, 200" is a request nginx retried.
     const head = ["log_format reload '$msec $request_method $uri $status \"$upstream_status\" $request_time';", ...blocks.map((b) => b.upstream)];
-    const locations = [...blocks.map((b) => b.location), `location /ondemand/ { access_log {{DIR}}/logs/ondemand.access.log reload; fastcgi_pass unix:${odSock}; include /etc/nginx/fastcgi_params; }`];
+    const odLocations = Array.from({ length: Math.min(COLD_SITES, odSites) }, (_, i) => `location /ondemand/${i + 1}/ { access_log {{DIR}}/logs/ondemand.access.log reload; fastcgi_pass unix:${join(dir, "ondemand", `${siteName(i)}.sock`)}; include /etc/nginx/fastcgi_params; }`);
+    const locations = [...blocks.map((b) => b.location), ...odLocations];
     nginx = await startNginx({ conf: nginxServer(head, locations) });
     console.log(`  nginx ${nginx.version} on 127.0.0.1:${nginx.port} (temp folder ${dir})`);
     for (const c of contenders) {
@@ -521,7 +538,7 @@ async function main(): Promise<number> {
     check();
     console.log(`\n== memory: ${odSites} ondemand sites, none visited; then the first request to one through nginx`);
     od = await onDemand(ctx);
-    console.log(`  ${od.note || od.error || `${od.processes} process(es), ${mib(od.rssKiB)}; first request ${ms(od.coldMs)} ms, the next ${ms(od.warmMs)} ms; workers after: ${od.workersAfter}`}`);
+    console.log(`  ${od.note || od.error || `${od.processes} process(es), ${mib(od.rssKiB)}; first request to ${COLD_SITES} sites ${od.coldMs.map((x) => ms(x)).join(", ")} ms, the next ${ms(od.warmMs)} ms; workers after: ${od.workersAfter}`}`);
   } finally {
     if (nginx) await nginx.stop({ keep: flags.keep });
     nginx = null;
@@ -531,15 +548,15 @@ async function main(): Promise<number> {
   if (interrupted) return 130;
 
   const ts = targets(results.find((r) => r.id === "tsgi"), od);
-  const summaryHead = ["contender", "requests", "failed", "failed in reloads", "p50 steady", "p99 steady", "p50 reloads", "p99 reloads", "p99 ×", "nginx retried", "nginx errors", "reload done ms", "old gone ms"];
+  const summaryHead = ["contender", "requests", "not sent", "failed", "failed in reloads", "p50 steady", "p99 steady", "p50 reloads", "p99 reloads", "p99 ×", "nginx retried", "nginx errors", "reload done ms", "old gone ms"];
   const summaryRows = results.filter((r) => !r.skipped && r.all).map((r) => {
     const done = r.reloads.filter((x) => x.done !== null).map((x) => x.done! - x.sent);
     const gone = r.reloads.filter((x) => x.oldGone !== null).map((x) => x.oldGone! - x.sent);
-    return [r.id, fmt(r.all!.requests), fmt(r.all!.failed), fmt(r.during!.failed), ms(r.steady!.p50ms), ms(r.steady!.p99ms), ms(r.during!.p50ms), ms(r.during!.p99ms), `${fmt(r.p99Ratio, 2)}x`, fmt(r.nginx?.retried), fmt(r.nginx?.errorLines), fmt(median(done)), gone.length ? fmt(median(gone)) : "–"];
+    return [r.id, fmt(r.all!.requests), fmt(r.skippedLoad), fmt(r.all!.failed), fmt(r.during!.failed), ms(r.steady!.p50ms), ms(r.steady!.p99ms), ms(r.during!.p50ms), ms(r.during!.p99ms), `${fmt(r.p99Ratio, 2)}x`, fmt(r.nginx?.retried), fmt(r.nginx?.errorLines), fmt(median(done)), gone.length ? fmt(median(gone)) : "–"];
   });
   const memHead = ["contender", "master RSS", "per-worker RSS at rest", "total"];
   const memRows = results.filter((r) => r.rest).map((r) => [r.id, mib(r.rest!.masterKiB), r.rest!.workersKiB.map((k) => mib(k)).join(", "), mib(r.rest!.masterKiB + r.rest!.workersKiB.reduce((a, b) => a + b, 0))]);
-  const odLine = od ? (od.note || od.error || `${od.sites} ondemand sites, none visited: ${od.processes} process(es), ${mib(od.rssKiB)} in all; the first request to one through nginx (cold start) ${ms(od.coldMs)} ms, the next ${ms(od.warmMs)} ms`) : "not run";
+  const odLine = od ? (od.note || od.error || `${od.sites} ondemand sites (${WORKERS} processes each at most), none visited: ${od.processes} process${od.processes === 1 ? "" : "es"}, ${mib(od.rssKiB)} in all; the first request through nginx (cold start) to ${od.coldMs.length} of them in turn: ${od.coldMs.map((x) => ms(x)).join(", ")} ms; the next request ${ms(od.warmMs)} ms`) : "not run";
 
   console.log(`\n== summary (latencies in ms; "reloads" = requests overlapping a reload: from its signal to ${settleS} s after it was done)`);
   console.log(table(summaryHead, summaryRows));
