@@ -48,7 +48,8 @@ const THROWS = `throw new Error("database unreachable at boot");\nexport const a
 const RECEIVER = `
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
+# "@name": the abstract namespace, as systemd writes it in NOTIFY_SOCKET
+s.bind("\\0" + sys.argv[1][1:] if sys.argv[1].startswith("@") else sys.argv[1])
 print(json.dumps("bound"), flush=True)
 while True:
     print(json.dumps(s.recv(65536).decode()), flush=True)
@@ -77,7 +78,7 @@ function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; fd
 
 /** The daemon's environment: the runner's, without a settings module or systemd variables of its own. */
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const e = { ...process.env, IMPORTS: join(dir, "imports.log") };
+  const e: NodeJS.ProcessEnv = { ...process.env, IMPORTS: join(dir, "imports.log") };
   for (const k of ["TSGI_SETTINGS_MODULE", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]) delete e[k];
   return { ...e, ...extra };
 }
@@ -125,8 +126,8 @@ function datagrams(receiver: Proc): string[] {
 /** The datagrams from index `from` on that set `variable` (e.g. "READY=1"). */
 const withLine = (all: string[], line: string, from = 0) => all.slice(from).filter((d) => d.split("\n").includes(line));
 
-async function receiver(name: string): Promise<{ path: string; r: Proc }> {
-  const path = join(dir, `${name}.notify`);
+async function receiver(name: string, abstract = false): Promise<{ path: string; r: Proc }> {
+  const path = abstract ? `@tsgi-test-${process.pid}-${name}` : join(dir, `${name}.notify`);
   const r = run("python3", ["-u", "-c", RECEIVER, path]);
   await poll("the datagram receiver", 10_000, () => {
     if (r.proc.exitCode !== null) throw new Error(`python3 exited: ${r.err()}`);
@@ -199,7 +200,7 @@ describe("systemd's notify protocol", () => {
     r.proc.kill("SIGTERM");
   });
 
-  test("a site that cannot import does not hold READY=1 back: it comes, and STATUS names the failed site", async () => {
+  test("a site that cannot import does not hold READY=1 back: it comes, and STATUS names the failed site (NOTIFY_SOCKET in the abstract namespace)", async () => {
     const [good, bad] = [await freePort(), await freePort()];
     const file = join(dir, "failing.toml");
     writeFileSync(
@@ -207,7 +208,7 @@ describe("systemd's notify protocol", () => {
       `[defaults]\nrun-as-root = true\n\n[site.good]\napp = "app.mjs"\nsettings = "good"\nlisten = ["http:127.0.0.1:${good}"]\n\n` +
         `[site.broken]\napp = "throws.mjs"\nlisten = ["http:127.0.0.1:${bad}"]\n`,
     );
-    const { path, r } = await receiver("failing");
+    const { path, r } = await receiver("failing", true);
     const daemon = run(process.execPath, [BIN, "daemon", "-c", file], { env: env({ NOTIFY_SOCKET: path }) });
     await poll("READY=1", 45_000, () => withLine(datagrams(r), "READY=1").length > 0);
     expect(withLine(datagrams(r), "READY=1")).toEqual(["READY=1\nSTATUS=1 site running, 1 failed (broken)"]);
@@ -220,7 +221,7 @@ describe("systemd's notify protocol", () => {
 });
 
 describe("systemd socket activation", () => {
-  test("the site serves on the sockets passed at fd 3 and 4, the unnamed fd 5 is logged and closed, the socket file outlives the daemon, and a connection queued while no daemon runs is served by the next", async () => {
+  test("the site serves on the sockets passed at fd 3 and 4, the stray fd 5 (no listen entry) is logged and closed, the socket file outlives the daemon, and a connection queued while no daemon runs is served by the next", async () => {
     // Bound and listening, never accepted on, as systemd's socket units hold them (a net.Server
     // would accept connections itself, and remove its socket file when closed).
     const sockPath = join(dir, "web.sock");
@@ -280,5 +281,36 @@ describe("systemd socket activation", () => {
     } finally {
       for (const fd of [unix.fd, tcp.fd, extra.fd]) binding.closeFd(fd);
     }
+  });
+
+  test("under systemd-socket-activate (systemd's own tool): the daemon starts at the first connection and answers it on the sockets it passed; a NOTIFY_SOCKET nobody reads is one warning", async () => {
+    const port = await freePort();
+    const sockPath = join(dir, "tool.sock");
+    const file = join(dir, "tool.toml");
+    writeFileSync(
+      file,
+      `[defaults]\nrun-as-root = true\n\n[site.tool]\napp = "app.mjs"\nsettings = "tool"\nlisten = ["http:unix:${sockPath}", "http:127.0.0.1:${port}"]\n`,
+    );
+    const nobody = join(dir, "nobody.notify");
+    const tool = run(
+      "systemd-socket-activate",
+      ["-l", sockPath, "-l", `127.0.0.1:${port}`, "--fdname=tool-unix:tool-tcp", "-E", `NOTIFY_SOCKET=${nobody}`, "-E", `PATH=${process.env.PATH}`, process.execPath, BIN, "daemon", "-c", file],
+      { env: env() },
+    );
+    await poll("systemd-socket-activate listening", 10_000, () => {
+      if (tool.proc.exitCode !== null) throw new Error(`systemd-socket-activate exited: ${tool.err()}`);
+      return /Listening on 127\.0\.0\.1:\d+ as 4/.test(tool.err());
+    });
+    // Nothing runs yet: this connection is what starts the daemon (the tool execs it in place).
+    const first = await get({ port }, 30_000);
+    expect(first.site).toBe("tool");
+    expect((await get({ socketPath: sockPath })).site).toBe("tool");
+    const err = tool.err();
+    expect(err).toMatch(/fd 3 \(tool-unix, unix:/);
+    expect(err).toMatch(new RegExp(`fd 4 \\(tool-tcp, 127\\.0\\.0\\.1:${port}\\)`));
+    expect(err.match(/NOTIFY_SOCKET=.*systemd is not told how the daemon is doing/g)).toHaveLength(1);
+    process.kill(tool.proc.pid!, "SIGTERM");
+    expect(await tool.exited).toEqual({ code: 0, signal: null });
+    expect(existsSync(sockPath)).toBe(true);
   });
 });
