@@ -62,6 +62,10 @@ interface Binding {
   ReadableWatch: new (fd: number, onReadable: (status: number) => void) => ReadableWatch;
   /** glibc's M_TRIM_THRESHOLD (native/binding/process.cc); false where it does not apply. */
   mallocTrimThreshold(bytes: number): boolean;
+  /** One datagram to a unix datagram socket (`@name`: abstract); null, or the reason it was not sent (native/binding/process.cc). */
+  notify(path: string, message: string): string | null;
+  /** What an inherited descriptor is (and marks it close-on-exec); `error` when it is none (not open, not a socket). */
+  socketAddress(fd: number): InheritedSocketAddress;
 }
 
 export interface ReadableWatch {
@@ -69,6 +73,12 @@ export interface ReadableWatch {
   stop(): void;
   close(): void;
 }
+
+export type InheritedSocketAddress =
+  | { error: string }
+  | { listening: boolean; stream: boolean; family: "unix"; path: string }
+  | { listening: boolean; stream: boolean; family: "inet" | "inet6"; host: string; port: number }
+  | { listening: boolean; stream: boolean; family: "other" };
 
 /** Called once per read (or timeout, drain, close) of connection `connId` with its events; `peer` comes with ERROR, TIMEOUT and REFUSED (connection 0). */
 export type ServerEventHandler = (connId: number, events: RawEvents, peer?: string) => void;

@@ -7,6 +7,7 @@
 import { createLogger, logDestination, type Logger } from "../log.ts";
 import { checkConfig, loadConfig, type SiteConfig } from "./config.ts";
 import { Master, type SiteDefinition } from "./master.ts";
+import { listenFds, notifier } from "./systemd.ts";
 
 /** Started as root, a site without a user is refused unless it says run-as-root. */
 function rootProblems(file: string, sites: SiteConfig[]): string[] {
@@ -36,6 +37,7 @@ export async function runDaemon(file: string, pidfile: string | null): Promise<v
   };
   const master = new Master({
     log,
+    notifier: notifier(log),
     siteLog,
     file: config.file,
     control: config.control,
@@ -58,5 +60,8 @@ export async function runDaemon(file: string, pidfile: string | null): Promise<v
       log.info(`ready: ${up} of ${groups.length} sites running${idle ? ` (${idle} ondemand with no worker yet)` : ""}; control socket ${config.control}`);
     },
   });
+  // Under socket activation the sites take the sockets systemd passed; a leftover is logged and closed.
+  master.sockets.inherit(listenFds(log));
   await master.start(config.sites);
+  master.sockets.closeUnclaimed();
 }

@@ -14,6 +14,7 @@ import { ProcessGroup, type ChildEvent, type SiteStatus } from "./process-group.
 import type { SiteConfig } from "./config.ts";
 import { listenControl, type ControlReply, type ControlRequest } from "./control.ts";
 import { SocketRegistry } from "./sockets.ts";
+import { statusLine, type Notifier } from "./systemd.ts";
 
 /** A site as the master runs it: its name and its settings, coerced (tsgi.toml's [site.NAME], or `tsgi serve`'s flags). */
 export type SiteDefinition = SiteConfig;
@@ -48,6 +49,8 @@ export interface MasterOptions {
   exitOnSiteFailure?: boolean;
   /** Once every site is running or failed, the first time. */
   onReady?: (sites: ProcessGroup[]) => void;
+  /** systemd's notify protocol (systemd.ts): READY=1, RELOADING=1, STOPPING=1, STATUS=. */
+  notifier?: Notifier;
 }
 
 export class Master {
@@ -70,6 +73,8 @@ export class Master {
   #reloadAgain: { site?: string } | null = null;
   #control: Server | null = null;
   readonly #startedAt = Date.now();
+  /** Every site of the file opened (start() done): readiness can be judged. */
+  #opened = false;
 
   constructor(options: MasterOptions) {
     this.#o = options;
@@ -85,6 +90,7 @@ export class Master {
     for (const def of sites) await this.#openSite(def);
     if (this.#o.control) await this.#listenControl(this.#o.control);
     if (this.#o.pidfile) writeFileSync(this.#o.pidfile, `${process.pid}\n`);
+    this.#opened = true;
     this.enqueue({ kind: "tick" });
   }
 
@@ -244,7 +250,17 @@ export class Master {
       this.#readyOnce = true;
       this.#o.onReady?.(sites);
     }
+    this.#tellSystemd(sites);
     if (this.#stopping && sites.every((s) => s.group.state === "stopped") && this.#leaving.size === 0) this.#exit(this.#exitOnFailure ? 1 : 0);
+  }
+
+  /** READY=1 once every site runs or failed (at start, and when a reload is done), else STATUS= as it changes. */
+  #tellSystemd(sites: ProcessGroup[]): void {
+    const n = this.#o.notifier;
+    if (!n?.enabled || !this.#opened || this.#stopping) return;
+    const settled = sites.every((s) => s.group.state === "running" || s.group.state === "failed");
+    if (settled && !this.#reloadRunning && this.#reloadAgain === null) n.ready(statusLine(sites));
+    n.status(statusLine(sites));
   }
 
   // ---- reload ----
@@ -252,6 +268,7 @@ export class Master {
   /** A reload: the file reread (daemon), then every site (or one) reloaded; coalesced while one is being prepared. */
   #reload(only?: string): void {
     if (this.#stopping) return;
+    this.#o.notifier?.reloading(statusLine([...this.sites.values()]));
     if (this.#reloadRunning) {
       // One more after this one: of that site if only it was asked for, else of everything.
       const prev = this.#reloadAgain;
@@ -337,6 +354,7 @@ export class Master {
   #stop(): void {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#o.notifier?.stopping(statusLine([...this.sites.values()]));
     this.#control?.close();
     for (const site of this.sites.values()) site.stop();
     this.enqueue({ kind: "tick" });

@@ -8,6 +8,11 @@
 // turns at random, and the second's stop would unlink the first's socket); a socket file
 // nothing answers on is stale (a crash left it) and replaced; at the end only the file this
 // master created (same device and inode) is removed.
+//
+// Under systemd socket activation (systemd.ts) a `listen` entry bound to the same address as
+// a socket systemd passed takes that socket instead of binding one. systemd owns those: their
+// files are neither chmod-ed nor removed (the socket unit's SocketMode= and its stop do that),
+// and one a reload lets go of is kept for a later reload rather than closed.
 
 import { chmodSync, chownSync, lstatSync, statSync, unlinkSync } from "node:fs";
 import { connect } from "node:net";
@@ -15,6 +20,7 @@ import { tsgiError } from "../errors.ts";
 import { summarize, type Logger } from "../log.ts";
 import { binding } from "../native.ts";
 import type { ListenSpec } from "./listen.ts";
+import { describeInherited, sameAddress, type InheritedSocket } from "./systemd.ts";
 
 const BACKLOG = 511;
 
@@ -31,6 +37,8 @@ export interface BoundSocket {
   port?: number;
   users: number;
   file: { path: string; dev: number; ino: number } | null;
+  /** Passed by systemd (socket activation): never unlinked, never closed before the end. */
+  inherited?: InheritedSocket;
 }
 
 /** Whether something accepts connections on the unix socket `path` (a stale file refuses them). */
@@ -64,6 +72,8 @@ export function socketKey(spec: ListenSpec, serial = 0): string {
 export class SocketRegistry {
   #sockets = new Map<string, BoundSocket>();
   #serial = 0;
+  /** Sockets systemd passed that no `listen` entry holds now. */
+  #inherited: InheritedSocket[] = [];
   readonly #log: Logger;
 
   constructor(log: Logger) {
@@ -79,6 +89,11 @@ export class SocketRegistry {
       if (held.file) this.#own(held.file.path, own);
       return held;
     }
+    const inherited = this.#takeInherited(key, spec);
+    if (inherited) {
+      this.#sockets.set(key, inherited);
+      return inherited;
+    }
     const bound = "path" in spec ? await this.#bindUnix(key, spec.path, own) : this.#bindTcp(key, spec.host, spec.port);
     this.#sockets.set(key, bound);
     return bound;
@@ -88,6 +103,10 @@ export class SocketRegistry {
   release(socket: BoundSocket): void {
     if (--socket.users > 0) return;
     this.#sockets.delete(socket.key);
+    if (socket.inherited) {
+      this.#inherited.push(socket.inherited);
+      return;
+    }
     binding.closeFd(socket.fd);
     if (socket.file) this.#unlink(socket.file);
   }
@@ -99,6 +118,30 @@ export class SocketRegistry {
       if (s.file) this.#unlink(s.file);
     }
     this.#sockets.clear();
+    for (const s of this.#inherited) binding.closeFd(s.fd);
+    this.#inherited = [];
+  }
+
+  /** The sockets systemd passed (systemd.ts listenFds), for the `listen` entries to take. */
+  inherit(sockets: InheritedSocket[]): void {
+    this.#inherited.push(...sockets);
+  }
+
+  /** Once every site opened: an inherited socket no `listen` entry took is a unit that disagrees with the file. */
+  closeUnclaimed(): void {
+    for (const s of this.#inherited) {
+      this.#log.warn(`systemd passed ${describeInherited(s)}, which no site's listen entry names; closed`);
+      binding.closeFd(s.fd);
+    }
+    this.#inherited = [];
+  }
+
+  #takeInherited(key: string, spec: ListenSpec): BoundSocket | null {
+    const i = this.#inherited.findIndex((s) => sameAddress(s, spec));
+    if (i < 0) return null;
+    const [s] = this.#inherited.splice(i, 1);
+    this.#log.info(`${spec.text}: the socket systemd passed, ${describeInherited(s!)}`);
+    return { key, fd: s!.fd, port: "port" in s!.address ? s!.address.port : undefined, users: 1, file: null, inherited: s };
   }
 
   async #bindUnix(key: string, path: string, own: Ownership): Promise<BoundSocket> {
