@@ -258,7 +258,7 @@ export class Master {
   #tellSystemd(sites: ProcessGroup[]): void {
     const n = this.#o.notifier;
     if (!n?.enabled || !this.#opened || this.#stopping) return;
-    const settled = sites.every((s) => s.group.state === "running" || s.group.state === "failed");
+    const settled = sites.every((s) => s.group.state === "running" || s.group.state === "idle" || s.group.state === "failed");
     if (settled && !this.#reloadRunning && this.#reloadAgain === null) n.ready(statusLine(sites));
     n.status(statusLine(sites));
   }

@@ -14,7 +14,7 @@ export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 // Every state, so that a state with no worker is a 0 rather than a missing series (and a
 // state added to group.ts without being listed here fails to compile).
-const SITE_STATES = Object.keys({ starting: 1, running: 1, reloading: 1, failed: 1, stopping: 1, stopped: 1 } satisfies Record<GroupState, 1>);
+const SITE_STATES = Object.keys({ idle: 1, starting: 1, running: 1, reloading: 1, failed: 1, stopping: 1, stopped: 1 } satisfies Record<GroupState, 1>);
 const WORKER_STATES = Object.keys({ booting: 1, ready: 1, stopping: 1 } satisfies Record<WorkerState, 1>);
 
 /** A label value: backslash, double quote and line feed escaped, as the format requires. */

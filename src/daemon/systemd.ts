@@ -90,7 +90,7 @@ export function statusLine(sites: { name: string; group: { state: string } }[]):
   const count = (state: string) => sites.filter((s) => s.group.state === state);
   const failed = count("failed");
   const parts = [`${count("running").length} site${count("running").length === 1 ? "" : "s"} running`, `${failed.length} failed${failed.length > 0 ? ` (${failed.map((s) => s.name).join(", ")})` : ""}`];
-  for (const state of ["starting", "reloading", "stopping"]) {
+  for (const state of ["idle", "starting", "reloading", "stopping"]) {
     const n = count(state).length;
     if (n > 0) parts.push(`${n} ${state}`);
   }
