@@ -2,8 +2,8 @@
 // site that cannot import fails at boot, not on its first request, and the master reports
 // why), accepts on the sockets its master bound (descriptors 4, 5, … in `listen` order,
 // inherited through the stdio table), serves, asks the master for its replacement when it
-// reached `max-requests`, sat idle for `inactivity-timeout` or caught an exception nothing
-// handled, and on "stop" (or when its master is gone) stops accepting and lets requests in
+// reached `max-requests`, sat idle for `inactivity-timeout`, caught an exception nothing
+// handled or holds a request that went on `graceful-timeout` past its `request-timeout`, and on "stop" (or when its master is gone) stops accepting and lets requests in
 // flight finish within graceful-timeout. No application behaviour and no client ends it.
 
 import type http from "node:http";
@@ -155,6 +155,7 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
     maxParams: s["max-params"],
     maxBody: s["max-body"],
     requestTimeout: s["request-timeout"],
+    stuckTimeout: s["graceful-timeout"],
     headerTimeout: s["header-timeout"],
     maxConnections: s["max-connections"],
     concurrency: s.concurrency,
@@ -185,6 +186,7 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
     }
   };
   watchLifetime(site, s, log, cfg.index, recycle);
+  site.onStuck = recycle;
   send({ type: "ready" });
   const beat = () => send({ type: "heartbeat", served: site.served, inFlight: site.inFlight, rss: process.memoryUsage.rss() });
   setInterval(beat, HEARTBEAT_MS).unref();

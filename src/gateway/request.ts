@@ -45,6 +45,11 @@ export interface RequestOutcome {
   bytes: number;
   /** How the response ended: completely, with an error response, or cut. */
   end: "complete" | "error" | "aborted";
+  /**
+   * Aborted while the application was still at work (its promise, or its body's next(), had
+   * not settled): settles when that work does, which may be never.
+   */
+  unfinished?: Promise<void>;
 }
 
 const ABORTED = Symbol("aborted");
@@ -105,6 +110,8 @@ class Exchange {
   #stepping = false;
   /** The last send still waiting for the socket; a later send goes after it. */
   #pending: Promise<void> | null = null;
+  /** The application's work an abort left pending (see RequestOutcome.unfinished). */
+  #unfinished: Promise<void> | null = null;
 
   constructor(environ: Environ, sink: ResponseSink, opts: RequestOptions) {
     this.#environ = environ;
@@ -132,6 +139,7 @@ class Exchange {
           return await this.#failed(err);
         }
         if (result === ABORTED) {
+          this.#leftPending(called as Promise<Body>);
           // The application may still return a body later: it gets closed then.
           Promise.resolve(called).then(
             (late) => {
@@ -206,6 +214,7 @@ class Exchange {
           throw err;
         }
         if (step === ABORTED) {
+          this.#leftPending(next);
           this.#stepping = true;
           const settled = () => (this.#stepping = false);
           Promise.resolve(next).then(settled, settled);
@@ -349,18 +358,26 @@ class Exchange {
     }
   }
 
+  /** The application's promise or body step that an abort stopped waiting for. */
+  #leftPending(p: PromiseLike<unknown>): void {
+    const noop = () => undefined;
+    this.#unfinished = Promise.resolve(p).then(noop, noop);
+  }
+
   #aborted(): Promise<RequestOutcome> | RequestOutcome {
     const reason = this.#abort.reason as TsgiError | undefined;
+    const unfinished = this.#unfinished ?? undefined;
     if (reason?.code === "TSGI_ERR_APP_TIMEOUT" && !this.head.sent && !this.#sinkFailed) {
       return this.#errorResponse(504, "Gateway Timeout", "the application did not answer in time\n").then(() => ({
         status: 504,
         bytes: this.#bytes,
         end: "error" as const,
+        unfinished,
       }));
     }
     this.#sink.abort();
     const bytes = Math.max(0, this.#bytes - (this.#sink.unsent?.() ?? 0));
-    return { status: this.head.status === null ? 499 : this.head.code, bytes, end: "aborted" };
+    return { status: this.head.status === null ? 499 : this.head.code, bytes, end: "aborted", unfinished };
   }
 
   async #errorResponse(code: number, reason: string, text: string): Promise<void> {

@@ -28,6 +28,11 @@ export interface SiteOptions {
   maxBody?: number;
   /** Milliseconds from the request reaching the application, 0 = none (`request-timeout`). */
   requestTimeout?: number;
+  /**
+   * Milliseconds a timed-out request's application work may go on before the worker is
+   * replaced (`graceful-timeout`; DESIGN §4); null (the default) = never.
+   */
+  stuckTimeout?: number | null;
   /** Milliseconds a connection may take to deliver a complete request head (`header-timeout`). */
   headerTimeout?: number;
   /** Connections open at once per listener, 0 = no limit (`max-connections`). */
@@ -87,6 +92,7 @@ export class Site {
   readonly maxRequests: number;
   readonly maxBody: number;
   readonly requestTimeout: number;
+  readonly stuckTimeout: number | null;
   readonly headerTimeout: number;
   readonly maxConnections: number;
   readonly concurrency: number;
@@ -102,6 +108,8 @@ export class Site {
   onSaturated: ((saturated: boolean) => void) | null = null;
   /** Called after each request (the worker counts towards max-requests and inactivity). */
   afterRequest: (() => void) | null = null;
+  /** Called when a timed-out request's application has not finished `stuckTimeout` later (the worker asks to be replaced). */
+  onStuck: ((reason: string) => void) | null = null;
   /** Requests waiting for room under `concurrency`, oldest first. */
   readonly #held: HeldRequest[] = [];
   #saturated = false;
@@ -115,6 +123,7 @@ export class Site {
     this.maxRequests = o.maxRequests ?? 100;
     this.maxBody = o.maxBody ?? 0;
     this.requestTimeout = o.requestTimeout ?? 60_000;
+    this.stuckTimeout = o.stuckTimeout ?? null;
     this.headerTimeout = o.headerTimeout ?? 10_000;
     this.maxConnections = o.maxConnections ?? 0;
     this.concurrency = o.concurrency ?? 100;
@@ -225,6 +234,7 @@ export class Site {
         } finally {
           timeout.disarm();
         }
+        if (outcome.unfinished && (controller.reason as TsgiError | undefined)?.code === "TSGI_ERR_APP_TIMEOUT") this.#watchStuck(outcome.unfinished, meta);
       }
       input.discard();
       this.log.access({
@@ -262,6 +272,26 @@ export class Site {
     } catch {
       return { status: page.code, bytes: 0, end: "aborted" };
     }
+  }
+
+  /**
+   * A request answered (504) or cut by request-timeout while its application goes on: if it
+   * has not finished `stuckTimeout` later, it may never, and holds what it holds for good.
+   */
+  #watchStuck(unfinished: Promise<void>, meta: RequestMeta): void {
+    const ms = this.stuckTimeout;
+    if (ms === null) return;
+    let done = false;
+    const timer = setTimeout(() => {
+      if (done) return;
+      this.log.warn(`${meta.peer}: a request that ran over request-timeout has not finished ${ms / 1000}s later (graceful-timeout): replacing the worker`);
+      this.onStuck?.("request-timeout: a request did not finish within graceful-timeout");
+    }, ms);
+    timer.unref();
+    void unfinished.then(() => {
+      done = true;
+      clearTimeout(timer);
+    });
   }
 
   /** A client error decided before the application: a short plain-text answer. */

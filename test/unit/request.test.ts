@@ -384,4 +384,33 @@ describe("close() exactly once", () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(state.closes).toBe(1);
   });
+
+  it("the outcome of an abort says whether the application's work is still pending, and settles when it ends (the worker's stuck-request watch)", async () => {
+    const settled = (p: Promise<void> | undefined) => Promise.race([p!.then(() => true), new Promise((r) => setTimeout(() => r(false), 30))]);
+    // A promise that settles after the timeout.
+    const c1 = new RequestAbort();
+    let release: (b: Body) => void = () => undefined;
+    const late = run(() => new Promise<Body>((r) => (release = r)), "GET", c1);
+    setTimeout(() => c1.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: "0.02s" })), 20);
+    const first = (await late).outcome;
+    expect(first.status).toBe(504);
+    expect(await settled(first.unfinished)).toBe(false);
+    release(["late"]);
+    expect(await settled(first.unfinished)).toBe(true);
+    // A body stuck in next() after its first chunk: a cut, still pending.
+    const c2 = new RequestAbort();
+    const stuck = run((_e, startResponse) => {
+      startResponse("200 OK", []);
+      return (async function* () {
+        yield "first";
+        await new Promise(() => undefined);
+      })();
+    }, "GET", c2);
+    setTimeout(() => c2.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: "0.02s" })), 20);
+    const second = (await stuck).outcome;
+    expect(second).toMatchObject({ status: 200, end: "aborted" });
+    expect(await settled(second.unfinished)).toBe(false);
+    // An application that had finished: nothing pending.
+    expect((await run(() => ["ok"])).outcome.unfinished).toBeUndefined();
+  });
 });
