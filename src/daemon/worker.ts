@@ -3,8 +3,9 @@
 // why), accepts on the sockets its master bound (descriptors 4, 5, … in `listen` order,
 // inherited through the stdio table), serves, asks the master for its replacement when it
 // reached `max-requests`, sat idle for `inactivity-timeout`, caught an exception nothing
-// handled or holds a request that went on `graceful-timeout` past its `request-timeout`, and on "stop" (or when its master is gone) stops accepting and lets requests in
-// flight finish within graceful-timeout. No application behaviour and no client ends it.
+// handled or holds a request that went on `graceful-timeout` past its `request-timeout`, and
+// on "stop" (or when its master is gone) stops accepting and lets requests in flight finish
+// within graceful-timeout. No application behaviour and no client ends it.
 
 import type http from "node:http";
 import { applicationFrames, createLogger, logDestination, reopenLogFiles, type Logger } from "../log.ts";

@@ -40,13 +40,13 @@ export function clientGone(controller: RequestAbort, input: TsgiInput | null, re
   return err;
 }
 
-/** "127.0.0.1:51234", or "unix:/run/tsgi/blog.sock" for a unix-socket peer. */
 /** "127.0.0.1:9000", "[::1]:9000". */
 export function describeAddress(address: string | undefined, port: number | undefined): string {
   const host = address ?? "unknown address";
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
+/** "127.0.0.1:51234", or "unix:/run/tsgi/blog.sock" for a unix-socket peer. */
 export function describePeer(socket: net.Socket): string {
   if (socket.remoteAddress) return describeAddress(socket.remoteAddress, socket.remotePort);
   const local = (socket as unknown as { server?: net.Server }).server?.address();

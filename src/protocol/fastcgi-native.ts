@@ -50,7 +50,7 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean): NativeLis
           site.log.info(`${peerOf(conn)}: ${coded("TSGI_ERR_FCGI_UNKNOWN_ROLE", { role: ev[i + 2] as number })}`);
           break;
         default:
-          connectionEvent(site, requests, conn, ev, i, peer, "TSGI_ERR_FCGI_HEADER_TIMEOUT");
+          connectionEvent(site, requests, conn, ev, i, peer, "fastcgi");
       }
     }
   };

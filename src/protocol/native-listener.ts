@@ -142,13 +142,14 @@ export function slice(chunk: Buffer, offset: number, length: number): Buffer {
 
 /**
  * The events both listeners report alike, at `ev[i]`: a peer refused at accept (not in
- * `allow`), a malformed stream (logged with the peer; the connection is gone), a header timeout (logged unless it closed a persistent
- * connection idle between requests), the peer gone, and DRAIN. False for any other kind.
+ * `allow`), a malformed stream (logged with the peer; the connection is gone), a header
+ * timeout (logged unless it closed a persistent connection idle between requests), the peer
+ * gone, and DRAIN. False for any other kind.
  */
-export function connectionEvent(site: Site, requests: OpenRequests, conn: number, ev: RawEvents, i: number, peer: string | undefined, timeoutCode: ErrorCode): boolean {
+export function connectionEvent(site: Site, requests: OpenRequests, conn: number, ev: RawEvents, i: number, peer: string | undefined, protocol: "fastcgi" | "uwsgi"): boolean {
+  const timeoutCode: ErrorCode = protocol === "fastcgi" ? "TSGI_ERR_FCGI_HEADER_TIMEOUT" : "TSGI_ERR_UWSGI_HEADER_TIMEOUT";
   switch (ev[i]) {
     case binding.serverEvents.REFUSED: {
-      const protocol = timeoutCode === "TSGI_ERR_FCGI_HEADER_TIMEOUT" ? "fastcgi" : "uwsgi";
       site.log.warn(refusedLine(peer ?? "a peer", `${protocol} ${ev[i + 2] as string}`, ev[i + 1] as number));
       return true;
     }

@@ -256,7 +256,7 @@ export class Site {
   }
 
   /** A builtin page, whole (HEAD: its head only). */
-  async #answer(sink: ResponseSink, page: BuiltinAnswer, method: string): Promise<RequestOutcome> {
+  #answer(sink: ResponseSink, page: BuiltinAnswer, method: string): Promise<RequestOutcome> {
     const head = new ResponseHead();
     const body = Buffer.from(page.body, "utf8");
     head.status = `${page.code} ${page.reason}`;
@@ -266,11 +266,17 @@ export class Site {
       ["Content-Length", String(body.length)],
       ["Cache-Control", "no-store"],
     ];
+    return this.#sendWhole(sink, head, body, method, "complete");
+  }
+
+  /** A response tsgi makes itself goes out in one send (HEAD: its head only). */
+  async #sendWhole(sink: ResponseSink, head: ResponseHead, body: Buffer, method: string, end: RequestOutcome["end"]): Promise<RequestOutcome> {
+    const code = head.code;
     try {
       await sink.send(head, method === "HEAD" ? null : body, true);
-      return { status: page.code, bytes: method === "HEAD" ? 0 : body.length, end: "complete" };
+      return { status: code, bytes: method === "HEAD" ? 0 : body.length, end };
     } catch {
-      return { status: page.code, bytes: 0, end: "aborted" };
+      return { status: code, bytes: 0, end: "aborted" };
     }
   }
 
@@ -295,16 +301,10 @@ export class Site {
   }
 
   /** A client error decided before the application: a short plain-text answer. */
-  async #refuse(sink: ResponseSink, code: number, method: string): Promise<RequestOutcome> {
+  #refuse(sink: ResponseSink, code: number, method: string): Promise<RequestOutcome> {
     const reasons: Record<number, string> = { 400: "Bad Request", 404: "Not Found", 413: "Content Too Large" };
     const head = new ResponseHead();
-    const text = head.plainText(code, reasons[code]!, `${reasons[code]}\n`);
-    try {
-      await sink.send(head, method === "HEAD" ? null : text, true);
-      return { status: code, bytes: text.length, end: "error" };
-    } catch {
-      return { status: code, bytes: 0, end: "aborted" };
-    }
+    return this.#sendWhole(sink, head, head.plainText(code, reasons[code]!, `${reasons[code]}\n`), method, "error");
   }
 }
 

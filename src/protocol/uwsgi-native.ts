@@ -31,7 +31,7 @@ export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListe
           requests.get(conn, 0)?.input.finish();
           break;
         default:
-          connectionEvent(site, requests, conn, ev, i, peer, "TSGI_ERR_UWSGI_HEADER_TIMEOUT");
+          connectionEvent(site, requests, conn, ev, i, peer, "uwsgi");
       }
     }
   };

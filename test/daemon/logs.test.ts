@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { request } from "../integration/client.ts";
+import { poll } from "../support/daemon.ts";
 import { freePort } from "../support/front-servers.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -47,13 +48,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function poll(what: string, timeoutMs: number, fn: () => boolean): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test("each site writes its own access and error log; logrotate with conf-examples/logrotate/tsgi rotates them and SIGUSR1 reopens every file", async (ctx) => {
   if (!haveLogrotate) {

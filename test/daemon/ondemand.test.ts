@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { request } from "../integration/client.ts";
+import { poll } from "../support/daemon.ts";
 import { freePort, startNginx, type FrontServer } from "../support/front-servers.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -44,15 +45,6 @@ function status(file: string): StatusJson {
   return JSON.parse(r.stdout) as StatusJson;
 }
 
-async function poll<T>(what: string, timeoutMs: number, fn: () => T | Promise<T>): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "tsgi-ondemand-"));
