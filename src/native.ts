@@ -53,7 +53,7 @@ interface Binding {
   uwsgiEncodeRequest(vars: string[], modifier1: number, modifier2: number): Buffer;
   UwsgiServer: NativeListenerClass<NativeUwsgiServer, [maxParams: number]>;
   FastCgiServer: NativeListenerClass<NativeFastCgiServer, [maxParams: number, maxRequests: number]>;
-  serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number; UNKNOWN_ROLE: number; CHUNK: number; REFUSED: number };
+  serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number; UNKNOWN_ROLE: number; CHUNK: number; REFUSED: number; HANDOFF: number };
   /** Master side: bound, listening sockets that nothing accepts on (native/binding/listen.cc). */
   bindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
   bindUnix(path: string, backlog: number): { fd: number };
@@ -105,9 +105,12 @@ interface NativeListenerBase {
   /**
    * Stop accepting; connections with no request on them close, the others after their last
    * response. `keepIdle`: idle persistent connections stay open until their next response (or
-   * a later close()).
+   * a later close()). `handoff` too: a persistent connection between requests is handed to
+   * JavaScript (a HANDOFF event with a duplicate of its socket) instead of being closed.
    */
-  close(keepIdle?: boolean): void;
+  close(keepIdle?: boolean, handoff?: boolean): void;
+  /** Serve a connected socket handed off by another worker (a duplicate is taken: the caller closes `fd`); false when stopped or full. */
+  adopt(fd: number): boolean;
   /** Stop or resume accepting (the listening socket stays open); false when it could not resume. */
   pauseAccept(paused: boolean): boolean;
   readonly connections: number;

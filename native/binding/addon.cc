@@ -14,6 +14,7 @@ void init_servers(Napi::Env env, Napi::Object exports) {
   kinds.Set("UNKNOWN_ROLE", Napi::Number::New(env, kUnknownRole));
   kinds.Set("CHUNK", Napi::Number::New(env, kChunk));
   kinds.Set("REFUSED", Napi::Number::New(env, kRefused));
+  kinds.Set("HANDOFF", Napi::Number::New(env, kHandoff));
   exports.Set("serverEvents", kinds);
 }
 

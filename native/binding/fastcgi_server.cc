@@ -185,10 +185,12 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
  private:
   // A request's FCGI_END_REQUEST went out: without FCGI_KEEP_CONN the application closes the
   // connection (spec §3.5) once no request is left on it; a persistent one waits for the
-  // next request within header-timeout.
+  // next request within header-timeout, or, while the worker drains, goes to another worker.
   void request_ended(FastCgiConn* c, const FcgiRequest& r) {
     if (!c->requests.empty()) return;
-    if (!r.keep_conn || stopping()) {
+    if (r.keep_conn && handoff_mode()) {
+      hand_off_after_response(c);
+    } else if (!r.keep_conn || stopping()) {
       c->input_done = r.stdin_done;
       end_connection(c);
     } else {

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -56,6 +57,9 @@ enum ServerEvent : uint32_t {
   kRefused = 25,      // a TCP peer not in `allow` was closed at accept (connection id 0; the peer
                       // as the third argument; [1] how many more were refused since the last
                       // REFUSED, unreported; [2] the listener's own address, "HOST:PORT")
+  kHandoff = 26,      // close(keepIdle, handoff): a persistent connection between requests left
+                      // this process ([1] a duplicate of its socket, JavaScript's to pass on to
+                      // another worker, which adopt()s it, or to close)
 };
 
 // At most one REFUSED a listener per this many milliseconds: a peer retrying in a loop
@@ -81,6 +85,7 @@ struct ConnBase {
   bool cut_marked = false;  // the protocol's mark of a broken response was written (start_cut)
   bool closing = false;
   bool broken = false;  // a write failed: the connection is closed on the next turn of the loop
+  bool handing_off = false;  // its response is written: hand the connection off once it is in the kernel
   bool want_drain = false;
   // A body is expected: reads go to a block of their own, handed to JavaScript as is.
   bool want_body = false;
@@ -153,6 +158,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
         Wrap::InstanceMethod("close", static_cast<Method>(&StreamServer::close)),
         Wrap::InstanceMethod("pauseAccept", static_cast<Method>(&StreamServer::pause_accept)),
         Wrap::InstanceMethod("peer", static_cast<Method>(&StreamServer::peer)),
+        Wrap::InstanceMethod("adopt", static_cast<Method>(&StreamServer::adopt)),
         Wrap::InstanceAccessor("connections", static_cast<Method>(&StreamServer::connections), nullptr),
     };
   }
@@ -268,6 +274,15 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     if (c->queued == 0) linger(c);
   }
 
+  // Draining with handoff: the connection's response is written; once it is in the kernel the
+  // connection goes to another worker instead of being closed (see close()).
+  bool handoff_mode() const { return handoff_; }
+  void hand_off_after_response(Conn* c) {
+    if (c->closing || c->ended || c->cut) return;
+    c->handing_off = true;
+    if (c->queued == 0) hand_off_soon(c);
+  }
+
   // The header timeout runs from now (a new connection, or a persistent one fallen idle).
   void arm_header_timer(Conn* c) {
     if (header_timeout_ms_ > 0 && !c->closing) uv_timer_start(&c->timer, on_header_timeout, header_timeout_ms_, 0);
@@ -293,18 +308,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   static void on_connection(uv_stream_t* listener, int status) {
     auto* self = static_cast<StreamServer*>(listener->data);
     if (status < 0 || self == nullptr) return;
-    Conn* c = self->self()->make_conn();
-    c->server = self;
-    c->id = ++self->next_id_;
-    c->is_tcp = !self->is_pipe_;
-    c->env = self->Env();
-    if (self->is_pipe_) uv_pipe_init(self->loop_, &c->io.pipe, 0);
-    else uv_tcp_init(self->loop_, &c->io.tcp);
-    c->io.handle.data = c;
-    c->open_handles++;
-    uv_timer_init(self->loop_, &c->timer);
-    c->timer.data = c;
-    c->open_handles++;
+    Conn* c = self->new_conn();
     if (uv_accept(listener, &c->io.stream) != 0 ||
         (self->max_connections_ > 0 && self->conns_.size() >= self->max_connections_)) {
       self->destroy(c, false);
@@ -319,11 +323,32 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
         return;
       }
     }
+    self->serve_conn(c);
+  }
+
+  // A connection's state and handles, before its socket is accepted or adopted.
+  Conn* new_conn() {
+    Conn* c = self()->make_conn();
+    c->server = this;
+    c->id = ++next_id_;
+    c->is_tcp = !is_pipe_;
+    c->env = this->Env();
+    if (is_pipe_) uv_pipe_init(loop_, &c->io.pipe, 0);
+    else uv_tcp_init(loop_, &c->io.tcp);
+    c->io.handle.data = c;
+    c->open_handles++;
+    uv_timer_init(loop_, &c->timer);
+    c->timer.data = c;
+    c->open_handles++;
+    return c;
+  }
+
+  void serve_conn(Conn* c) {
     if (c->is_tcp) uv_tcp_nodelay(&c->io.tcp, 1);
-    self->conns_.emplace(c->id, c);
-    self->arm_header_timer(c);
+    conns_.emplace(c->id, c);
+    arm_header_timer(c);
     uv_read_start(&c->io.stream, on_alloc, on_read);
-    self->read_at_once(c);
+    read_at_once(c);
   }
 
   // Closes a peer not in `allow` at once, and tells JavaScript (rate-limited: kRefusedReportMs).
@@ -580,6 +605,64 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     }, 0, 0);
   }
 
+  // ---- handing a connection off ----
+
+  // On the next turn of the loop (never inside the JavaScript call that wrote the response).
+  void hand_off_soon(Conn* c) {
+    uv_timer_start(&c->timer, [](uv_timer_t* t) {
+      auto* conn = static_cast<Conn*>(t->data);
+      owner(conn)->hand_off(conn);
+    }, 0, 0);
+  }
+
+  // The connection leaves this process whole: reading stops at a request boundary (nothing of
+  // the next request decoded, nothing queued), so every byte the front server sends from now on
+  // waits in the kernel for the worker that adopts the socket. JavaScript gets a duplicate of
+  // it; closing ours sends nothing. A connection not at a boundary (the next request began) is
+  // served here first, and handed off after that response.
+  void hand_off(Conn* c) {
+    c->handing_off = false;
+    if (c->closing || c->ended || c->cut || c->broken || c->queued > 0 || self()->has_open(c)) return;
+    if (!self()->between_requests(c)) {
+      // Bytes of a request that is not complete yet: it is served, and the connection handed
+      // off after its response; a stray partial record ends at header-timeout, as any.
+      arm_header_timer(c);
+      return;
+    }
+    uv_read_stop(&c->io.stream);
+    uv_os_fd_t fd;
+    const int copy = uv_fileno(&c->io.handle, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (copy < 0) {
+      end_connection(c);
+      return;
+    }
+    Napi::HandleScope scope(this->Env());
+    std::vector<napi_value> slots;
+    c->slots = &slots;
+    c->add(kHandoff, static_cast<double>(copy));
+    c->slots = nullptr;
+    settle(c, slots, true, false, false);
+  }
+
+  // adopt(fd): serve a connected socket another worker of the site handed off (its duplicate:
+  // the caller closes its own). False when this listener stopped or is full.
+  Napi::Value adopt(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int fd = info[0].As<Napi::Number>().Int32Value();
+    if (stopping_ || (max_connections_ > 0 && conns_.size() >= max_connections_)) return Napi::Boolean::New(env, false);
+    const int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) return Napi::Boolean::New(env, false);
+    Conn* c = new_conn();
+    const int rc = is_pipe_ ? uv_pipe_open(&c->io.pipe, own) : uv_tcp_open(&c->io.tcp, own);
+    if (rc != 0) {
+      ::close(own);
+      destroy(c, false);
+      return Napi::Boolean::New(env, false);
+    }
+    serve_conn(c);
+    return Napi::Boolean::New(env, true);
+  }
+
   // ---- writes ----
 
   struct WriteReq {
@@ -619,6 +702,10 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     }
     if (c->ended) {
       linger(c);
+      return;
+    }
+    if (c->handing_off) {
+      hand_off_soon(c);
       return;
     }
     if (c->want_drain) {
@@ -702,15 +789,27 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     return Napi::Boolean::New(info.Env(), rc == 0);
   }
 
-  // close(keepIdle = false): stop accepting; requests on accepted connections are served, and
-  // connections with no request on them (or once their last one ends) are closed. With
-  // keepIdle, idle persistent connections stay open and each closes after its next response:
-  // a front server may be sending a request on one this instant (nginx's keepalive cache), and
-  // closing it under that request loses it. A later close() ends the ones still idle.
+  // close(keepIdle = false, handoff = false): stop accepting; requests on accepted connections
+  // are served, and connections with no request on them (or once their last one ends) are
+  // closed. With keepIdle, idle persistent connections stay open and each closes after its
+  // next response: a front server may be sending a request on one this instant (nginx's
+  // keepalive cache), and closing it under that request loses it. With handoff too, a
+  // persistent connection between requests (at once, or after its response) is handed to
+  // JavaScript (HANDOFF) to pass to another worker: it is never closed under the front server.
+  // A later close() ends the ones still idle.
   Napi::Value close(const Napi::CallbackInfo& info) {
     stopping_ = true;
     if (listener_open_) close_listener();
-    if (info.Length() > 0 && info[0].ToBoolean()) return info.Env().Undefined();
+    if (info.Length() > 0 && info[0].ToBoolean()) {
+      if (info.Length() > 1 && info[1].ToBoolean()) {
+        handoff_ = true;
+        for (auto& [id, c] : conns_) {
+          if (self()->between_requests(c)) hand_off_after_response(c);
+        }
+      }
+      return info.Env().Undefined();
+    }
+    handoff_ = false;
     std::vector<Conn*> idle;
     for (auto& [id, c] : conns_) {
       if (self()->idle(c)) idle.push_back(c);
@@ -744,6 +843,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   bool unrefed_ = false;
   bool is_pipe_ = false;
   bool stopping_ = false;
+  bool handoff_ = false;
   uint64_t header_timeout_ms_ = 10000;
   size_t max_connections_ = 0;
   AllowList allow_;

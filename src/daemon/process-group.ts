@@ -7,11 +7,13 @@
 // ones only once the new generation serves (or of the new ones, when it never does).
 
 import { fork, type ChildProcess } from "node:child_process";
+import type { Socket } from "node:net";
 import { tsgiError } from "../errors.ts";
 import { prepareLogFile, type Logger } from "../log.ts";
 import { binding, type ReadableWatch } from "../native.ts";
 import { BIN } from "../paths.ts";
 import { Group, type Action, type GroupState } from "./group.ts";
+import { stopReading } from "./handoff.ts";
 import { describeListen, parseListen } from "./listen.ts";
 import type { SiteSettings } from "./settings/index.ts";
 import type { BoundSocket, SocketRegistry } from "./sockets.ts";
@@ -100,6 +102,8 @@ export class ProcessGroup {
   #sockets: BoundSocket[] = [];
   readonly #host: GroupHost;
   readonly #children = new Map<number, ChildProcess>();
+  /** Round-robin among the workers that may adopt a handed-off connection. */
+  #handoffTurn = 0;
   /** ondemand: a watch per socket while a waiting connection would start a worker. */
   #watches: { sockets: BoundSocket[]; watches: ReadableWatch[]; armed: boolean } | null = null;
   /** A reload with changed settings in progress: what to go back to if it never serves. */
@@ -186,6 +190,8 @@ export class ProcessGroup {
         return [];
       case "boot-error":
         this.group.bootError(event.pid, Object.assign(new Error(msg.message), { code: msg.code, frames: msg.frames }));
+        return [];
+      case "handoff": // passed on as it arrives (#handOff), never queued
         return [];
     }
   }
@@ -308,13 +314,43 @@ export class ProcessGroup {
     }
     this.#children.set(pid, child);
     this.group.forked(a, pid, now);
-    child.on("message", (msg: WorkerMessage) => this.#host.enqueue({ kind: "message", group: this, pid, msg }));
+    child.on("message", (msg: WorkerMessage, handle?: Socket) => {
+      // A connection in transit is passed on now, in this callback (Node reads a socket it
+      // receives from the next turn of the loop on), not through the master's queue.
+      if (msg?.type === "handoff") this.#handOff(pid, msg, handle);
+      else this.#host.enqueue({ kind: "message", group: this, pid, msg });
+    });
     child.on("error", (err) => this.log.error(`worker ${a.index} (pid ${pid})`, err));
     child.on("exit", (code, signal) => {
       const how = signal ? `killed by ${signal}` : `exited with status ${code}`;
       this.#host.enqueue({ kind: "exit", group: this, pid, how });
     });
     return [];
+  }
+
+  /**
+   * A draining worker's persistent connection (src/daemon/handoff.ts) goes to a ready worker
+   * of the site, the newest generation first, in turn; with none (the site stops), it closes.
+   */
+  #handOff(from: number, msg: Extract<WorkerMessage, { type: "handoff" }>, handle: Socket | undefined): void {
+    stopReading(handle);
+    if (!handle) return;
+    const ready = [...this.group.workers.values()].filter((w) => w.state === "ready" && w.pid !== from && this.#children.get(w.pid)?.connected);
+    const newest = Math.max(...ready.map((w) => w.generation));
+    const targets = ready.filter((w) => w.generation === newest);
+    if (targets.length === 0) {
+      handle.destroy();
+      return;
+    }
+    const target = this.#children.get(targets[this.#handoffTurn++ % targets.length]!.pid)!;
+    const forward: MasterMessage = { type: "handoff", listen: msg.listen };
+    try {
+      target.send(forward, handle, {}, (err) => {
+        if (err) handle.destroy();
+      });
+    } catch {
+      handle.destroy();
+    }
   }
 
   /** After the reconciler: a changed reload that serves lets go of the old sockets; one abandoned goes back. */

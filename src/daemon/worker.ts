@@ -8,6 +8,7 @@
 // within graceful-timeout. No application behaviour and no client ends it.
 
 import type http from "node:http";
+import type net from "node:net";
 import { applicationFrames, createLogger, logDestination, reopenLogFiles, type Logger } from "../log.ts";
 import { binding } from "../native.ts";
 import { serveFastCgi } from "../protocol/fastcgi-native.ts";
@@ -16,6 +17,7 @@ import type { NativeListener } from "../protocol/native-listener.ts";
 import { Site } from "../protocol/site.ts";
 import { serveUwsgi } from "../protocol/uwsgi-native.ts";
 import { AllowList } from "./allow.ts";
+import { Handoffs, adopt, stopReading } from "./handoff.ts";
 import { loadApplication } from "./app.ts";
 import { parseListen } from "./listen.ts";
 import type { SiteSettings } from "./settings/index.ts";
@@ -51,12 +53,16 @@ export type WorkerMessage =
   /** ondemand: idle for inactivity-timeout; stop me and start no replacement. */
   | { type: "idle" }
   /** Every HEARTBEAT_MS while serving: alive (a worker stuck in a loop stops beating and is replaced), and its figures for `tsgi status`. */
-  | { type: "heartbeat"; served: number; inFlight: number; rss: number };
+  | { type: "heartbeat"; served: number; inFlight: number; rss: number }
+  /** Draining: a FastCGI persistent connection of listener `listen` (its text in the site's settings), sent with its socket, for another worker of the site. */
+  | { type: "handoff"; listen: string };
 
 /** Master → worker. */
 export type MasterMessage =
   | { type: "stop" }
   | { type: "reopen-logs" }
+  /** A persistent connection another worker of the site handed off, sent with its socket: serve it on listener `listen`. */
+  | { type: "handoff"; listen: string }
   /** The site's status, in answer to a heartbeat, for its status page and metrics (sites with `status` or `metrics` only). */
   | ({ type: "status" } & StatusSnapshot);
 
@@ -167,13 +173,19 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
   });
   const servers: http.Server[] = [];
   const natives: NativeListener[] = [];
+  const fastcgi = new Map<string, NativeListener>();
+  const handoffs = new Handoffs(log, cfg.index);
   for (const [i, text] of s.listen.entries()) {
     const spec = parseListen(text);
     const fd = FIRST_LISTEN_FD + i;
     // FastCGI and uwsgi sockets go to the native bridge (DESIGN §2): a net.Socket per
     // connection costs more than a request. HTTP (development, no front server) is node:http.
     const isPipe = "path" in spec;
-    if (spec.protocol === "fastcgi") natives.push(serveFastCgi(site, fd, isPipe));
+    if (spec.protocol === "fastcgi") {
+      const native = serveFastCgi(site, fd, isPipe, (socket) => handoffs.send(text, socket));
+      natives.push(native);
+      fastcgi.set(text, native);
+    }
     else if (spec.protocol === "uwsgi") natives.push(serveUwsgi(site, fd, isPipe));
     else {
       const server = createHttpServer(site, isPipe);
@@ -207,20 +219,33 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
       server.closeIdleConnections();
     }
     // An idle persistent connection (FastCGI keep-conn) may carry a request from the front
-    // server this instant: each one closes after its next response, and those still idle stay
-    // until the front server drops them itself or graceful-timeout ends the worker (closing
-    // one under nginx's keepalive cache lost requests even 2 s into the drain, under load).
-    for (const n of natives) n.close(true);
+    // server this instant: closing one under nginx's keepalive cache loses that request (it
+    // did even 2 s into the drain, under load, and with the FIN sent together with the last
+    // response when CPUs are contended). So none is closed: each, between requests, goes to
+    // another worker of the site through the master (a socket passed over IPC, what is
+    // unread still in it); when no worker takes it, it closes after its next response, or at
+    // graceful-timeout. uwsgi connections carry one request each (nothing to hand off).
+    const handsOff = new Set(fastcgi.values());
+    for (const n of natives) n.close(true, handsOff.has(n));
     setInterval(() => {
-      if (open <= 0 && natives.every((n) => n.connections === 0)) process.exit(0);
+      if (open <= 0 && natives.every((n) => n.connections === 0) && handoffs.pending === 0) {
+        if (handoffs.sent > 0) log.info(`worker ${cfg.index} handed ${handoffs.sent} persistent connections to the site's other workers`);
+        process.exit(0);
+      }
     }, 10);
     setTimeout(() => {
       if (site.inFlight > 0) log.warn(`worker ${cfg.index} stops with ${site.inFlight} requests still in flight after graceful-timeout`);
       process.exit(0);
     }, s["graceful-timeout"]).unref();
   };
-  process.on("message", (msg: MasterMessage) => {
-    if (msg?.type === "stop") stop();
+  process.on("message", (msg: MasterMessage, handle?: net.Socket) => {
+    if (msg?.type === "handoff") {
+      stopReading(handle);
+      // One sent as this worker began to drain goes back, for another worker.
+      if (stopping && handle) handoffs.pass(msg.listen, handle);
+      else adopt(fastcgi.get(msg.listen), handle, log, cfg.index);
+    }
+    else if (msg?.type === "stop") stop();
     else if (msg?.type === "reopen-logs") reopen(log, cfg.index);
     else if (msg?.type === "status") pages?.update(msg);
   });

@@ -5,6 +5,7 @@
 // requests, body chunks and aborts in one call and writes each response chunk in one call.
 // Cross-language contract: the event kinds and `respond`'s arguments, with fastcgi_server.cc.
 
+import { closeSync } from "node:fs";
 import { TsgiInput } from "../gateway/input.ts";
 import { EVENT, binding, checkListener, type RawEvents } from "../native.ts";
 import { coded, parseContentLength } from "./connection.ts";
@@ -14,8 +15,12 @@ import type { NativeListener } from "./native-listener.ts";
 
 const FCGI_AUTHORIZER = 2;
 
-/** Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge. */
-export function serveFastCgi(site: Site, fd: number, isPipe: boolean): NativeListener {
+/**
+ * Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge.
+ * `onHandoff` receives the socket of each persistent connection that leaves this worker while
+ * it drains (`close(true, true)`): its to pass to another worker, or to close.
+ */
+export function serveFastCgi(site: Site, fd: number, isPipe: boolean, onHandoff?: (fd: number) => void): NativeListener {
   const requests = new OpenRequests();
   const SERVER_EVENT = binding.serverEvents;
   const peerOf = (conn: number) => native.peer(conn) || "fastcgi peer";
@@ -46,6 +51,12 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean): NativeLis
         case EVENT.OVERLOADED:
           site.log.warn(`${peerOf(conn)}: ${coded("TSGI_ERR_FCGI_OVERLOADED", {})}; request ${id} refused`);
           break;
+        case SERVER_EVENT.HANDOFF: {
+          const socket = ev[i + 1] as number;
+          if (onHandoff) onHandoff(socket);
+          else closeSync(socket);
+          break;
+        }
         case SERVER_EVENT.UNKNOWN_ROLE:
           site.log.info(`${peerOf(conn)}: ${coded("TSGI_ERR_FCGI_UNKNOWN_ROLE", { role: ev[i + 2] as number })}`);
           break;

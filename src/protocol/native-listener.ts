@@ -14,8 +14,14 @@ import type { Site } from "./site.ts";
 
 /** A listening socket served by the native bridge, as the worker drives it. */
 export interface NativeListener {
-  /** Stop accepting; accepted connections are served, idle ones closed (with `keepIdle`, after their next response or a later close()). */
-  close(keepIdle?: boolean): void;
+  /**
+   * Stop accepting; accepted connections are served, idle ones closed (with `keepIdle`, after
+   * their next response or a later close(); with `handoff` too, FastCGI persistent connections
+   * between requests are handed off instead, see serveFastCgi's `onHandoff`).
+   */
+  close(keepIdle?: boolean, handoff?: boolean): void;
+  /** Serve a connected socket another worker handed off; false when this listener cannot (stopped, full). */
+  adopt(fd: number): boolean;
   /** Stop (true) or resume accepting new connections; false when accepting could not resume. */
   pauseAccept(paused: boolean): boolean;
   readonly connections: number;
