@@ -159,6 +159,30 @@ export const ERRORS = {
     httpStatus: 500,
     fix: "Reported by validate(): the message says which rule of the interface (docs/interface.md) the application broke.",
   },
+  TSGI_ERR_APP_AUTH_SETUP: {
+    message: "{helper}() needs {what}: got {got}",
+    fix: "Pass authenticator() a checkPassword(environ, user, password) function and authorizer() a groupsForUser(environ, user) function, and as the optional second argument the application that serves everything else (docs/apache-auth.md).",
+  },
+  TSGI_ERR_APP_AUTH_CALLBACK: {
+    message: "{callback} threw for user {user}; the request is refused (500): {reason}",
+    httpStatus: 500,
+    fix: "Fix the callback (the stack above is its error): a user store that cannot be read or a malformed user record refuses everyone it touches, never lets them pass.",
+  },
+  TSGI_ERR_APP_AUTH_RESULT: {
+    message: "{callback} returned {got} for user {user}: {reason}; the request is refused (500)",
+    httpStatus: 500,
+    fix: "checkPassword returns true, false, null (no such user) or an object of string variables whose names are letters, digits and underscores; groupsForUser returns an array of group names or null (docs/apache-auth.md).",
+  },
+  TSGI_ERR_APP_AUTH_ROLE: {
+    message: "a mod_authnz_fcgi call with FCGI_APACHE_ROLE {role} reached {helper}(), which answers {answers}; refused (500)",
+    httpStatus: 500,
+    fix: "Apache calls this site as a provider type it does not serve: define the AuthnzFcgiDefineProvider types the application answers (authn for authenticator(), authz for authorizer()), or chain the missing helper: authenticator(checkPassword, authorizer(groupsForUser, app)).",
+  },
+  TSGI_ERR_APP_AUTH_NO_GROUP: {
+    message: "an authorizer call for {uri} names no group in TSGI_REQUIRE_GROUP; refused (500)",
+    httpStatus: 500,
+    fix: "mod_authnz_fcgi's `Require PROVIDER` takes no arguments: name the group the location requires with `SetEnvIf Request_URI \"^\" TSGI_REQUIRE_GROUP=GROUP` beside the Require line (docs/apache-auth.md).",
+  },
   TSGI_ERR_ENVIRON_CONTRACT: {
     message: "the server broke the TSGI contract: {reason}",
     httpStatus: 500,
