@@ -189,6 +189,7 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
   void request_ended(FastCgiConn* c, const FcgiRequest& r) {
     if (!c->requests.empty()) return;
     if (r.keep_conn && handoff_mode()) {
+      c->idle_at = c->decoder.offset();  // a request boundary, as between_requests() knows it
       hand_off_after_response(c);
     } else if (!r.keep_conn || stopping()) {
       c->input_done = r.stdin_done;

@@ -225,8 +225,7 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
     // another worker of the site through the master (a socket passed over IPC, what is
     // unread still in it); when no worker takes it, it closes after its next response, or at
     // graceful-timeout. uwsgi connections carry one request each (nothing to hand off).
-    const handsOff = new Set(fastcgi.values());
-    for (const n of natives) n.close(true, handsOff.has(n));
+    for (const n of natives) n.close(true, n instanceof binding.FastCgiServer);
     setInterval(() => {
       if (open <= 0 && natives.every((n) => n.connections === 0) && handoffs.pending === 0) {
         if (handoffs.sent > 0) log.info(`worker ${cfg.index} handed ${handoffs.sent} persistent connections to the site's other workers`);
