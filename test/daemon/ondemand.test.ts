@@ -116,7 +116,8 @@ describe("ondemand sites", () => {
       s = status(file);
       return od().state === "idle" && od().workers.length === 0;
     });
-    expect(stderr).toMatch(/worker 1 idle for \ds \(inactivity-timeout\): stopping it \(ondemand\)/);
+    // The worker's own log line travels on its stderr, which may reach us after the master's status does.
+    await poll("the worker's idle log line", 5_000, () => /worker 1 idle for \ds \(inactivity-timeout\): stopping it \(ondemand\)/.test(stderr));
 
     // Four slow requests at once with concurrency 1: the waiting connections bring the second worker.
     const busy = await Promise.all(Array.from({ length: 4 }, () => request(`${url}/busy`)));
