@@ -101,12 +101,26 @@ interface Place {
   lastReason: string | null;
 }
 
+/** The few causes a worker is restarted for, as the metrics count them (reasons carry figures). */
+export type RestartCause = "reload" | "ondemand" | "max-requests" | "inactivity-timeout" | "exception" | "exit";
+
+export function restartCause(reason: string): RestartCause {
+  if (reason === "reload") return "reload";
+  if (reason.endsWith("(ondemand)")) return "ondemand";
+  if (reason.startsWith("max-requests")) return "max-requests";
+  if (reason === "inactivity-timeout") return "inactivity-timeout";
+  if (reason === "an uncaught exception") return "exception";
+  return "exit"; // went away unasked: an exit, a signal, a missed heartbeat, a boot that failed
+}
+
 const backoff = (n: number) => Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** Math.max(0, n - 1));
 
 export class Group {
   state: GroupState = "starting";
   /** Why the site failed (the import error), or why the last reload did not take. */
   failure: string | null = null;
+  /** Workers started in the place of another (or on demand), by cause, since the master started. */
+  readonly restarts = new Map<RestartCause, number>();
   /** The error behind `failure`, as the worker reported it. */
   failureError: unknown = null;
   readonly site: string;
@@ -156,6 +170,10 @@ export class Group {
 
   /** The driver forked `spawn`'s worker. */
   forked(spawn: { index: number; generation: number; reason: string | null }, pid: number, now: number): void {
+    if (spawn.reason) {
+      const cause = restartCause(spawn.reason);
+      this.restarts.set(cause, (this.restarts.get(cause) ?? 0) + 1);
+    }
     this.workers.set(pid, {
       pid,
       index: spawn.index,

@@ -5,7 +5,7 @@
 // workers share a place, and a pid is a worker's lifetime, so a counter that starts again from
 // 0 is a new series (or a reset, which rate() handles).
 
-import type { GroupState, WorkerState } from "./group.ts";
+import type { GroupState, RestartCause, WorkerState } from "./group.ts";
 import type { MasterStatus } from "./master.ts";
 import type { SiteStatus } from "./process-group.ts";
 
@@ -15,6 +15,7 @@ export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 // Every state, so that a state with no worker is a 0 rather than a missing series (and a
 // state added to group.ts without being listed here fails to compile).
 const SITE_STATES = Object.keys({ idle: 1, starting: 1, running: 1, reloading: 1, failed: 1, stopping: 1, stopped: 1 } satisfies Record<GroupState, 1>);
+const RESTART_CAUSES = Object.keys({ reload: 1, ondemand: 1, "max-requests": 1, "inactivity-timeout": 1, exception: 1, exit: 1 } satisfies Record<RestartCause, 1>) as RestartCause[];
 const WORKER_STATES = Object.keys({ booting: 1, ready: 1, stopping: 1 } satisfies Record<WorkerState, 1>);
 
 /** A label value: backslash, double quote and line feed escaped, as the format requires. */
@@ -54,6 +55,12 @@ export function formatMetrics(master: MasterStatus, s: SiteStatus): string {
     "gauge",
     "A worker's state, generation and why it was started (last_restart: empty for the first worker of its place).",
     w.map(({ x, l }) => [{ ...l, state: x.state, generation: x.generation, last_restart: x.lastRestart ?? "" }, 1]),
+  );
+  e.family(
+    "tsgi_worker_restarts_total",
+    "counter",
+    "Workers started in the place of another (or on demand) since the master started, by cause: reload, ondemand, max-requests, inactivity-timeout, exception, exit.",
+    RESTART_CAUSES.map((cause) => [{ site, cause }, s.restarts[cause] ?? 0]),
   );
   e.family("tsgi_master_rss_bytes", "gauge", "The master's resident memory, bytes.", [[{ site }, master.rssBytes]]);
   e.family("tsgi_master_uptime_seconds", "gauge", "Seconds since the master started.", [[{ site }, master.uptimeSeconds]]);

@@ -12,7 +12,7 @@ import { tsgiError } from "../errors.ts";
 import { prepareLogFile, type Logger } from "../log.ts";
 import { binding, type ReadableWatch } from "../native.ts";
 import { BIN } from "../paths.ts";
-import { Group, type Action, type GroupState } from "./group.ts";
+import { Group, type Action, type GroupState, type RestartCause } from "./group.ts";
 import { stopReading } from "./handoff.ts";
 import { describeListen, parseListen } from "./listen.ts";
 import type { SiteSettings } from "./settings/index.ts";
@@ -52,6 +52,8 @@ export interface SiteStatus {
   processes: number;
   listen: string[];
   workers: WorkerStatus[];
+  /** Workers started in the place of another (or on demand), by cause. */
+  restarts: Partial<Record<RestartCause, number>>;
 }
 
 /** Who the workers run as, and who owns the site's files. */
@@ -259,6 +261,7 @@ export class ProcessGroup {
           uptimeSeconds: Math.round((now - w.startedAt) / 100) / 10,
           lastRestart: w.reason,
         })),
+      restarts: Object.fromEntries(this.group.restarts),
     };
   }
 

@@ -341,6 +341,19 @@ describe("status page and metrics", () => {
       expect(of(name).map((s) => s.labels.worker).sort(), name).toEqual(["1", "2"]);
     }
     expect(of("tsgi_worker_rss_bytes").every((s) => s.value > 1024 * 1024)).toBe(true);
+    expect(type.get("tsgi_worker_restarts_total")).toBe("counter");
+    expect(of("tsgi_worker_restarts_total").every((s) => s.value === 0)).toBe(true);
+
+    // A reload restarts both places: counted as such once the new workers report.
+    process.kill(daemon.proc.pid!, "SIGHUP");
+    const restarts = await poll("the reload's restarts in the metrics", 20_000, async () => {
+      const r = await request(`${base}/tsgi-metrics`);
+      const { samples: now } = parsePrometheus(r.body.toString());
+      const reload = now.find((s) => s.name === "tsgi_worker_restarts_total" && s.labels.cause === "reload");
+      return reload?.value === 2 ? now.filter((s) => s.name === "tsgi_worker_restarts_total") : null;
+    });
+    expect(restarts.map((s) => s.labels.cause).sort()).toEqual(["exception", "exit", "inactivity-timeout", "max-requests", "ondemand", "reload"]);
+    expect(restarts.filter((s) => s.labels.cause !== "reload").every((s) => s.value === 0)).toBe(true);
 
     // From a REMOTE_ADDR outside allow: the application's, as any other request.
     for (const path of ["/tsgi-status", "/tsgi-status?json", "/tsgi-metrics"]) {

@@ -215,6 +215,7 @@ describe("the process group's reconciler", () => {
       delays.push(sim.now - crashedAt);
     }
     expect(delays).toEqual([100, 200, 400, 800]);
+    expect(Object.fromEntries(sim.group.restarts)).toEqual({ exit: 5 });
   });
 
   test("max-requests recycling: the successor is ready before the old worker stops, one place at a time", () => {
@@ -231,6 +232,7 @@ describe("the process group's reconciler", () => {
     sim.ready(sim.spawned[5]!.pid);
     expect(sim.stops).toEqual([100, 101, 102]);
     expect(sim.readyPids()).toHaveLength(3);
+    expect(Object.fromEntries(sim.group.restarts)).toEqual({ "max-requests": 3 });
   });
 
   test("stop: the message, then SIGTERM after graceful-timeout, then SIGKILL", () => {
