@@ -54,7 +54,7 @@ export const SETTINGS = [
   { key: "concurrency", type: "int", default: 100, min: 1, max: 65535, summary: "requests in the application at once per worker; more wait, and the worker stops accepting" },
   { key: "cwd", type: "string", default: null, summary: "working directory of the workers (default: tsgi.toml's folder; for `tsgi serve`, the current one)" },
   { key: "env", type: "table", default: {}, summary: "environment variables added for the workers (NAME=VALUE, repeatable)" },
-  { key: "clear-env", type: "bool", default: false, summary: "start workers from an empty environment plus `env` (as PHP-FPM does)" },
+  { key: "clear-env", type: "bool", default: false, summary: "start workers from an empty environment plus `env` (as PHP-FPM does), keeping only `PATH` unless `env` sets it" },
   { key: "user", type: "string", default: null, summary: "user the workers run as (when started as root)" },
   { key: "group", type: "string", default: null, summary: "group the workers run as (when started as root)" },
   { key: "run-as-root", type: "bool", default: false, summary: "let workers run as root when started as root without `user` (no warning)" },
