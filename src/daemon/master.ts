@@ -246,7 +246,7 @@ export class Master {
         return;
       }
     }
-    if (!this.#readyOnce && sites.every((s) => s.group.state === "running" || s.group.state === "idle" || s.group.state === "failed")) {
+    if (!this.#readyOnce && this.#opened && sites.every((s) => s.group.state === "running" || s.group.state === "idle" || s.group.state === "failed")) {
       this.#readyOnce = true;
       this.#o.onReady?.(sites);
     }
