@@ -239,6 +239,32 @@ export const ERRORS = {
     message: "tsgi conf {front} {site}: {reason}",
     fix: "The message names the setting of the site to change (its listen entries or mount), or the --listen option that names none of its listen entries.",
   },
+  // ---- a project's settings module ----
+  TSGI_ERR_SETTINGS_UNSET: {
+    message: "TSGI_SETTINGS_MODULE is not set: getTsgiApplication() does not know which settings module to read",
+    fix: "Set it before the call, the environment winning: process.env.TSGI_SETTINGS_MODULE ??= \"mysite/settings\" in tsgi.ts, or the site's `settings` key in tsgi.toml.",
+  },
+  TSGI_ERR_SETTINGS_MODULE: {
+    message: "cannot find the settings module {module} (TSGI_SETTINGS_MODULE) from {root}: {reason}",
+    fix: "TSGI_SETTINGS_MODULE is a path from the project root without its extension (mysite/settings for mysite/settings.ts) or a package name; run tsgi from the project root or set the site's cwd.",
+  },
+  TSGI_ERR_SETTINGS_INVALID: {
+    message: "settings {module}: {key} must be {expected}, not {got}",
+    fix: "Export the setting with that type from the settings module (README: Settings).",
+  },
+  TSGI_ERR_SETTINGS_NO_ROOT: {
+    message: "settings {module} export no ROOT_APPLICATION: getTsgiApplication() has nothing to wrap",
+    fix: "Name the project's application in the settings module: export const ROOT_APPLICATION = \"mysite/app.ts:application\".",
+  },
+  TSGI_ERR_SETTINGS_MIDDLEWARE: {
+    message: "middleware {spec} returned {got}, not an application",
+    fix: "A MIDDLEWARE entry names a function (app) => application or a class whose instances are applications (new M(app)).",
+  },
+  TSGI_ERR_SETTINGS_HOST: {
+    message: "the Host {host} is not in ALLOWED_HOSTS; refused (400) before the application",
+    httpStatus: 400,
+    fix: "If it is a name of this site, add it to ALLOWED_HOSTS in the settings module (\".example.com\" allows the domain and every subdomain, \"*\" any host); otherwise a client or a scanner sent a Host it should not, and the 400 is meant.",
+  },
   // ---- process groups ----
   TSGI_ERR_POOL_BOOT: {
     message: "site {site}: a worker failed to start: {reason}",

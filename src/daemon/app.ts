@@ -87,3 +87,14 @@ export async function loadApplication(spec: string, cwd: string = process.cwd())
   }
   return value as Application;
 }
+
+/** Imports a module as the application loader does (tsx for TypeScript, errors with file and line): a settings module. */
+export async function importModule(module: string, cwd: string): Promise<{ url: string; mod: Record<string, unknown> }> {
+  const url = moduleUrl(module, cwd);
+  await registerTsx(url);
+  try {
+    return { url, mod: (await import(url)) as Record<string, unknown> };
+  } catch (err) {
+    throw importFailure(module, url, err, cwd, tsxFlag[TSX_REGISTERED] ? ["--import", import.meta.resolve("tsx")] : []);
+  }
+}
