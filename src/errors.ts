@@ -256,6 +256,10 @@ export const ERRORS = {
     message: "settings {module} export no ROOT_APPLICATION: getTsgiApplication() has nothing to wrap",
     fix: "Name the project's application in the settings module: export const ROOT_APPLICATION = \"mysite/app.ts:application\".",
   },
+  TSGI_ERR_SETTINGS_NO_APPLICATION: {
+    message: "the site has no app, and settings {module} export no TSGI_APPLICATION",
+    fix: "Give the site app = \"MODULE:CALLABLE\" in tsgi.toml, or name it in the settings module: export const TSGI_APPLICATION = \"mysite/tsgi.ts:application\".",
+  },
   TSGI_ERR_SETTINGS_MIDDLEWARE: {
     message: "middleware {spec} returned {got}, not an application",
     fix: "A MIDDLEWARE entry names a function (app) => application or a class whose instances are applications (new M(app)).",

@@ -259,7 +259,10 @@ class Reader {
       }
 
       if (typeof values.app !== "string") {
-        if (!bad("app")) p.add(where, "app", 'missing: every site needs app = "MODULE:CALLABLE"');
+        // Without app, the settings module's TSGI_APPLICATION names it (read by the workers: check runs no project code).
+        if (!bad("app") && typeof values.settings !== "string") {
+          p.add(where, "app", 'missing: every site needs app = "MODULE:CALLABLE", or settings = "MODULE" whose TSGI_APPLICATION names it');
+        }
       } else {
         const { module, callable } = splitAppSpec(values.app);
         // A package specifier stays as written: the worker resolves it from its cwd.

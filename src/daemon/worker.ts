@@ -9,6 +9,7 @@
 
 import type http from "node:http";
 import type net from "node:net";
+import { tsgiError } from "../errors.ts";
 import { applicationFrames, createLogger, logDestination, reopenLogFiles, type Logger } from "../log.ts";
 import { binding } from "../native.ts";
 import { serveFastCgi } from "../protocol/fastcgi-native.ts";
@@ -16,6 +17,7 @@ import { createHttpServer } from "../protocol/http.ts";
 import type { NativeListener } from "../protocol/native-listener.ts";
 import { Site } from "../protocol/site.ts";
 import { serveUwsgi } from "../protocol/uwsgi-native.ts";
+import { loadSettings } from "../project/settings.ts";
 import { AllowList } from "./allow.ts";
 import { Handoffs, adopt, stopReading } from "./handoff.ts";
 import { loadApplication } from "./app.ts";
@@ -137,7 +139,7 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
   let app;
   try {
     if (s.cwd) process.chdir(s.cwd);
-    app = await loadApplication(s.app ?? "", process.cwd());
+    app = await loadApplication(s.app ?? (await applicationOfSettings(s.settings)), process.cwd());
   } catch (err) {
     // The master writes it to the error log, once for the whole group. The message must reach
     // it before the exit: exit in the send's callback.
@@ -310,4 +312,11 @@ function watchLifetime(site: Site, s: SiteSettings, log: Logger, index: number, 
       }
     }
   };
+}
+
+/** A site without `app`: the TSGI_APPLICATION of its settings module (tsgi.toml's `settings`). */
+async function applicationOfSettings(module: string | null): Promise<string> {
+  const settings = await loadSettings(process.cwd(), module ?? undefined);
+  if (!settings.TSGI_APPLICATION) throw tsgiError("TSGI_ERR_SETTINGS_NO_APPLICATION", { module: settings.module });
+  return settings.TSGI_APPLICATION;
 }

@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { loadSettings } from "../../src/project/settings.ts";
 import { hostAllowed, hostOf } from "../../src/project/allowed-hosts.ts";
 import { startTsgi, type TsgiProcess } from "../support/tsgi-process.ts";
+import { freePort } from "../support/front-servers.ts";
+import { poll, startDaemon } from "../support/daemon.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const SETTINGS_TS = join(ROOT, "src", "project", "settings.ts");
@@ -118,6 +120,38 @@ describe("getTsgiApplication through tsgi serve", () => {
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toMatchObject({ settings: "mysite/other_settings" });
     expect(r.headers["x-stamp"]).toBeUndefined();
+  });
+});
+
+describe("tsgi daemon: a site's settings key", () => {
+  test("two sites of one project, each with its own settings module in its own workers; a site without app serves its settings' TSGI_APPLICATION", async () => {
+    write("mysite/blog_settings.ts", `export const TSGI_APPLICATION = "mysite/tsgi.ts:application";\nexport const ROOT_APPLICATION = "mysite/app.ts:application";\nexport const ALLOWED_HOSTS = ["blog.test"];\n`);
+    const [shop, blog] = [await freePort(), await freePort()];
+    const file = join(project, "tsgi.toml");
+    writeFileSync(
+      file,
+      `[defaults]\nrun-as-root = true\n\n` +
+        `[site.shop]\napp = "mysite/tsgi.ts"\nlisten = ["http:127.0.0.1:${shop}"]\n\n` +
+        `[site.blog]\nsettings = "mysite/blog_settings"\nlisten = ["http:127.0.0.1:${blog}"]\n`,
+    );
+    const daemon = startDaemon(project, file);
+    try {
+      await poll("the daemon ready", 20_000, () => /ready: 2 of 2 sites running/.test(daemon.stderr()) || /failed/.test(daemon.stderr()));
+      expect(daemon.stderr()).toMatch(/ready: 2 of 2 sites running/);
+      const a = await get(shop, "/", "example.com");
+      expect(a.status).toBe(200);
+      expect(JSON.parse(a.body)).toMatchObject({ settings: "mysite/settings" });
+      expect(a.headers["x-stamp"]).toBe("outer");
+      const b = await get(blog, "/", "blog.test");
+      expect(b.status).toBe(200);
+      expect(JSON.parse(b.body)).toMatchObject({ settings: "mysite/blog_settings" });
+      expect(b.headers["x-stamp"]).toBeUndefined();
+      // Each site's ALLOWED_HOSTS are its own.
+      expect((await get(shop, "/", "blog.test")).status).toBe(400);
+      expect((await get(blog, "/", "example.com")).status).toBe(400);
+    } finally {
+      await daemon.stop();
+    }
   });
 });
 

@@ -164,7 +164,7 @@ describe("each kind of problem names the file, the site and the key", () => {
   it("a site without app or listen", () => {
     const { file, problems: p } = problems('[site.a]\nprocesses = 2\n[site.b]\napp = "app.ts"\nlisten = []\n');
     expect(p).toEqual([
-      `${file}: site a: app: missing: every site needs app = "MODULE:CALLABLE"`,
+      `${file}: site a: app: missing: every site needs app = "MODULE:CALLABLE", or settings = "MODULE" whose TSGI_APPLICATION names it`,
       `${file}: site a: listen: missing: every site needs at least one, listen = ["PROTO:HOST:PORT"] or ["PROTO:unix:PATH"]`,
       `${file}: site b: listen: missing: every site needs at least one, listen = ["PROTO:HOST:PORT"] or ["PROTO:unix:PATH"]`,
     ]);
