@@ -7,23 +7,17 @@
 // its last step, so an interrupted build leaves the addon that worked. `--inputs` prints what
 // the stamp hashes, as JSON.
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { sha256, sourceInputs, sourceStamp } from "./native-stamp.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const release = join(root, "build", "Release");
 const addon = join(release, "tsgi.node");
 const stampFile = join(release, "tsgi.node.stamp");
-const SOURCE = /\.(c|cc|cpp|h|hh|hpp)$/;
-
-const sha256 = (data) => createHash("sha256").update(data).digest("hex");
 
 function stampInputs() {
-  const native = readdirSync(join(root, "native"), { recursive: true }).filter((p) => SOURCE.test(p));
-  const files = ["binding.gyp", ...native.map((p) => join("native", p))].sort();
   return {
     node: {
       modules: process.versions.modules,
@@ -31,9 +25,30 @@ function stampInputs() {
       platform: process.platform,
       arch: process.arch,
     },
-    "node-addon-api": createRequire(join(root, "package.json"))("node-addon-api/package.json").version,
-    files: Object.fromEntries(files.map((f) => [f, sha256(readFileSync(join(root, f)))])),
+    ...sourceInputs(root),
   };
+}
+
+/**
+ * The prebuilt addon the package carries for this platform (scripts/prebuild.mjs, found at run
+ * time by node-gyp-build), when it was built from these very sources and loads in this Node:
+ * then installing builds nothing and needs no compiler.
+ */
+function usablePrebuild() {
+  const dir = join(root, "prebuilds", `${process.platform}-${process.arch}`);
+  let files;
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith(".node"));
+    if (readFileSync(join(dir, "tsgi.stamp"), "utf8").trim() !== sourceStamp(root)) return null;
+  } catch {
+    return null;
+  }
+  for (const f of files) {
+    const path = join(dir, f);
+    const probe = spawnSync(process.execPath, ["-e", `require(${JSON.stringify(path)})`], { stdio: "ignore" });
+    if (probe.status === 0) return path;
+  }
+  return null;
 }
 
 // Offline: node-gyp downloads Node's headers unless it is told where they are. npm passes the
@@ -66,6 +81,13 @@ if (process.argv.includes("--inputs")) {
 }
 
 const force = process.argv.includes("--force");
+if (!force && !existsSync(addon)) {
+  const prebuilt = usablePrebuild();
+  if (prebuilt) {
+    console.log(`tsgi: using the prebuilt addon ${prebuilt.slice(root.length + 1)} (nothing to build)`);
+    process.exit(0);
+  }
+}
 const stamp = sha256(JSON.stringify(stampInputs()));
 const built = existsSync(addon) && existsSync(stampFile) ? readFileSync(stampFile, "utf8").trim() : null;
 if (!force && built === stamp) {

@@ -9,15 +9,26 @@ import { join } from "node:path";
 import { nativeStatusCode, tsgiError, type ErrorCode } from "./errors.ts";
 import { ROOT as root } from "./paths.ts";
 
-/** Where the addon may be: TSGI_NATIVE (an ASan or debug build) first, then node-gyp's and cmake-js's outputs. */
-function candidates(): string[] {
+/**
+ * Where the addon may be: TSGI_NATIVE (an ASan or debug build) first, then node-gyp's and
+ * cmake-js's outputs (a local build wins), then the prebuild the package carries for this
+ * platform (prebuilds/linux-x64/, scripts/prebuild.mjs), as node-gyp-build finds it.
+ */
+function candidates(require: NodeJS.Require): string[] {
   const env = process.env.TSGI_NATIVE;
+  let prebuilt: string[] = [];
+  try {
+    prebuilt = [(require("node-gyp-build") as { resolve(dir: string): string }).resolve(root)];
+  } catch {
+    // No prebuild for this platform (or node-gyp-build absent): the builds above or nothing.
+  }
   return [
     ...(env ? [env] : []),
     join(root, "build", "Release", "tsgi.node"),
     join(root, "build-cmake", "Release", "tsgi.node"),
     join(root, "build-cmake", "tsgi.node"),
     join(root, "build", "Debug", "tsgi.node"),
+    ...prebuilt,
   ];
 }
 
@@ -131,7 +142,7 @@ export interface NativeFastCgiServer extends NativeListenerBase {
 function load(): Binding {
   const require = createRequire(import.meta.url);
   const failed: string[] = [];
-  for (const path of candidates()) {
+  for (const path of candidates(require)) {
     if (!existsSync(path)) continue;
     try {
       return require(path) as Binding;
@@ -139,7 +150,7 @@ function load(): Binding {
       failed.push(`${path}: ${(err as Error).message.split("\n")[0]}`);
     }
   }
-  throw tsgiError("TSGI_ERR_NATIVE_LOAD", { reason: failed.length > 0 ? failed.join("; ") : `no build/Release/tsgi.node in ${root}` });
+  throw tsgiError("TSGI_ERR_NATIVE_LOAD", { reason: failed.length > 0 ? failed.join("; ") : `no build/Release/tsgi.node and no prebuilds/${process.platform}-${process.arch}/ in ${root}` });
 }
 
 export const binding: Binding = load();

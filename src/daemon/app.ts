@@ -60,6 +60,12 @@ async function registerTsx(url: string): Promise<void> {
   tsxFlag[TSX_REGISTERED] = true;
 }
 
+/** tsx's loader file, for the `node --import` line an import failure suggests. */
+function tsxLoader(): string {
+  // createRequire, not import.meta.resolve: this file is bundled to CommonJS too (dist/index.cjs).
+  return createRequire(import.meta.url).resolve("tsx");
+}
+
 /** Imports the module (running its top-level code) and returns the callable. */
 export async function loadApplication(spec: string, cwd: string = process.cwd()): Promise<Application> {
   const { module, callable } = splitAppSpec(spec);
@@ -69,7 +75,7 @@ export async function loadApplication(spec: string, cwd: string = process.cwd())
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    throw importFailure(module, url, err, cwd, tsxFlag[TSX_REGISTERED] ? ["--import", import.meta.resolve("tsx")] : []);
+    throw importFailure(module, url, err, cwd, tsxFlag[TSX_REGISTERED] ? ["--import", tsxLoader()] : []);
   }
   let value: unknown = mod;
   for (const part of callable.split(".")) value = (value as Record<string, unknown> | undefined)?.[part];
@@ -95,6 +101,6 @@ export async function importModule(module: string, cwd: string): Promise<{ url: 
   try {
     return { url, mod: (await import(url)) as Record<string, unknown> };
   } catch (err) {
-    throw importFailure(module, url, err, cwd, tsxFlag[TSX_REGISTERED] ? ["--import", import.meta.resolve("tsx")] : []);
+    throw importFailure(module, url, err, cwd, tsxFlag[TSX_REGISTERED] ? ["--import", tsxLoader()] : []);
   }
 }

@@ -72,7 +72,7 @@ describe("in a copy of the package", () => {
 
   beforeAll(() => {
     pkg = join(scratch, "tsgi");
-    for (const part of ["package.json", "binding.gyp", "native", join("scripts", "install.mjs")]) {
+    for (const part of ["package.json", "binding.gyp", "native", join("scripts", "install.mjs"), join("scripts", "native-stamp.mjs")]) {
       cpSync(join(ROOT, part), join(pkg, part), { recursive: true });
     }
     symlinkSync(join(ROOT, "node_modules"), join(pkg, "node_modules"));
