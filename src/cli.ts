@@ -4,7 +4,7 @@
 
 import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, join, relative, resolve } from "node:path";
 import { exposedListener, exposedProblem } from "./daemon/allow.ts";
 import { splitAppSpec } from "./daemon/app.ts";
 import { parseListen } from "./daemon/listen.ts";
@@ -118,6 +118,31 @@ export function program(): Command {
         version: version(),
       });
       process.stdout.write(text);
+    });
+
+  cli
+    .command("startproject")
+    .description("write a new project: package.json, tsgi.toml, settings, the application, deploy/ files for nginx, Apache and systemd")
+    .argument("<name>", "the project's name: an identifier (its package folder and its site)")
+    .argument("[dir]", "the project root (default: ./NAME); never overwritten")
+    .option("--tsgi-spec <spec>", "what package.json's dependency on tsgi says (default: ^ this tsgi's version), e.g. file:../tsgi-0.1.0.tgz")
+    .action(async (name: string, dir: string | undefined, flags: { tsgiSpec?: string }) => {
+      const { startProject, writeDeployFiles } = await import("./project/startproject.ts");
+      const made = startProject(name, { dir, tsgiSpec: flags.tsgiSpec, version: version() });
+      const deploy = await writeDeployFiles(made.root, name, version());
+      const cd = relative(process.cwd(), made.root) || ".";
+      process.stdout.write(
+        [
+          `wrote project ${name} in ${made.root}:`,
+          ...[...made.files.filter((f) => !f.endsWith(".gitignore")), ...deploy].map((f) => `  ${f}`),
+          "",
+          "next:",
+          `  cd ${cd} && npm install`,
+          "  npx tsgi runserver              # http://127.0.0.1:8000/, reloading on every change",
+          "  npx tsgi daemon -c tsgi.toml    # the site on its sockets (deploy/ has the nginx, Apache and systemd files)",
+          "",
+        ].join("\n"),
+      );
     });
 
   cli

@@ -260,6 +260,14 @@ export const ERRORS = {
     message: "the site has no app, and settings {module} export no TSGI_APPLICATION",
     fix: "Give the site app = \"MODULE:CALLABLE\" in tsgi.toml, or name it in the settings module: export const TSGI_APPLICATION = \"mysite/tsgi.ts:application\".",
   },
+  TSGI_ERR_PROJECT_NAME: {
+    message: "cannot start a project named {name}: {reason}",
+    fix: "Name the project with an identifier such as mysite or my_site (it becomes the package folder and the site's name).",
+  },
+  TSGI_ERR_PROJECT_EXISTS: {
+    message: "startproject writes nothing into {root}: there already is {files}",
+    fix: "Give an empty or new folder (tsgi startproject NAME DIR), or move those files away; startproject never overwrites.",
+  },
   TSGI_ERR_SETTINGS_MIDDLEWARE: {
     message: "middleware {spec} returned {got}, not an application",
     fix: "A MIDDLEWARE entry names a function (app) => application or a class whose instances are applications (new M(app)).",

@@ -15,7 +15,7 @@ describe("error catalogue", () => {
 
   it("names every code TSGI_ERR_<AREA>_<CONDITION> with a known area", () => {
     for (const code of Object.keys(ERRORS)) {
-      expect(code).toMatch(/^TSGI_ERR_(FCGI|UWSGI|ENVIRON|APP|RESPONSE|SETTINGS|CONFIG|POOL|MASTER|NATIVE)_[A-Z0-9_]+$/);
+      expect(code).toMatch(/^TSGI_ERR_(FCGI|UWSGI|ENVIRON|APP|RESPONSE|SETTINGS|PROJECT|CONFIG|POOL|MASTER|NATIVE)_[A-Z0-9_]+$/);
     }
   });
 
