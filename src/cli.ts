@@ -125,10 +125,10 @@ export function program(): Command {
     .description("write a new project: package.json, tsgi.toml, settings, the application, deploy/ files for nginx, Apache and systemd")
     .argument("<name>", "the project's name: an identifier (its package folder and its site)")
     .argument("[dir]", "the project root (default: ./NAME); never overwritten")
-    .option("--tsgi-spec <spec>", "what package.json's dependency on tsgi says (default: ^ this tsgi's version), e.g. file:../tsgi-0.1.0.tgz")
+    .option("--tsgi-spec <spec>", "what package.json's dependency on tsgi says (default: the tsgi running — the tarball or folder it was installed from, ^VERSION from a registry, a checkout itself)")
     .action(async (name: string, dir: string | undefined, flags: { tsgiSpec?: string }) => {
       const { startProject, writeDeployFiles } = await import("./project/startproject.ts");
-      const made = startProject(name, { dir, tsgiSpec: flags.tsgiSpec, version: version() });
+      const made = startProject(name, { dir, tsgiSpec: flags.tsgiSpec, version: version(), tsgiRoot: ROOT });
       const deploy = await writeDeployFiles(made.root, name, version());
       const cd = relative(process.cwd(), made.root) || ".";
       process.stdout.write(

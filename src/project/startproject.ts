@@ -15,9 +15,9 @@
 // which. NAME must be an identifier that is no JavaScript keyword and no module a project
 // imports by name (a Node built-in, tsgi).
 
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { builtinModules } from "node:module";
-import { join, relative, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { userInfo } from "node:os";
 import { execFileSync } from "node:child_process";
 import { tsgiError } from "../errors.ts";
@@ -33,8 +33,10 @@ const KEYWORDS = new Set(
 export interface StartProjectOptions {
   /** The project root; default ./NAME. */
   dir?: string;
-  /** What package.json's dependency on tsgi says; default ^VERSION of the tsgi running. */
+  /** What package.json's dependency on tsgi says; default: defaultTsgiSpec(). */
   tsgiSpec?: string;
+  /** The running tsgi's package root (for defaultTsgiSpec). */
+  tsgiRoot: string;
   /** tsgi's version (package.json). */
   version: string;
 }
@@ -145,6 +147,27 @@ export const application: Application = (environ, startResponse) => {
   };
 }
 
+/**
+ * What the new project's package.json depends on when --tsgi-spec does not say: the tsgi that
+ * is running, so that `npm install` in the project gets the same one, offline when it can.
+ * Installed from a tarball or a folder (node_modules/.package-lock.json says "file:…"): that
+ * file, as an absolute path; installed from a registry: `^VERSION`; run from a checkout (not
+ * under node_modules): the checkout itself.
+ */
+export function defaultTsgiSpec(tsgiRoot: string, version: string): string {
+  const modules = dirname(tsgiRoot);
+  if (basename(modules) !== "node_modules") return `file:${tsgiRoot}`;
+  try {
+    const lock = JSON.parse(readFileSync(join(modules, ".package-lock.json"), "utf8")) as { packages?: Record<string, { resolved?: string }> };
+    const entry = Object.entries(lock.packages ?? {}).find(([key]) => key === "node_modules/tsgi" || key.endsWith("/node_modules/tsgi"));
+    const resolved = entry?.[1].resolved;
+    if (resolved?.startsWith("file:")) return `file:${resolve(dirname(modules), resolved.slice("file:".length))}`;
+  } catch {
+    // No hidden lockfile (an old npm, a global install without one): the registry's version.
+  }
+  return `^${version}`;
+}
+
 /** Writes the project; the deploy/ files come after, from its tsgi.toml (see writeDeployFiles). */
 export function startProject(name: string, o: StartProjectOptions): StartProjectResult {
   const problem = projectNameProblem(name);
@@ -154,7 +177,7 @@ export function startProject(name: string, o: StartProjectOptions): StartProject
     throw tsgiError("TSGI_ERR_PROJECT_EXISTS", { root, files: "a folder of that name with files in it (give DIR to write into a folder that has some)" });
   }
   const asRoot = process.getuid?.() === 0 && userInfo().uid === 0 && wwwData();
-  const wanted = files(name, { tsgiSpec: o.tsgiSpec ?? `^${o.version}`, asRoot });
+  const wanted = files(name, { tsgiSpec: o.tsgiSpec ?? defaultTsgiSpec(o.tsgiRoot, o.version), asRoot });
   const there = [...Object.keys(wanted), ...deployFiles(name)].filter((f) => existsSync(join(root, f)));
   if (there.length > 0) throw tsgiError("TSGI_ERR_PROJECT_EXISTS", { root, files: there.join(", ") });
   for (const [file, text] of Object.entries(wanted)) {
