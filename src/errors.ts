@@ -148,7 +148,7 @@ export const ERRORS = {
   },
   TSGI_ERR_APP_IMPORT: {
     message: "cannot import the application module {module}: {reason}",
-    fix: "Check the path (relative to the site's cwd) and run the module with node --import tsx to see the error.",
+    fix: "The module was found but did not import: the message gives a syntax error's file and line, or the exception its top-level code threw (where, and its stack follows in the error log). Fix it there; node --import tsx MODULE shows the same error outside tsgi.",
   },
   TSGI_ERR_APP_MODULE_NOT_FOUND: {
     message: "cannot find the application module {module}: {reason}",

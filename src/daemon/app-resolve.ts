@@ -138,6 +138,24 @@ function enclosingPackage(dir: string): { dir: string; pkg: PackageJson } | null
   }
 }
 
+/** The folder of the installed package `name` in node_modules of `cwd` or a folder above, or null. */
+function installedPackage(name: string, cwd: string): string | null {
+  for (let d = cwd; ; d = dirname(d)) {
+    const dir = join(d, "node_modules", name);
+    if (!d.endsWith("/node_modules") && existsSync(dir)) return dir;
+    if (dirname(d) === d) return null;
+  }
+}
+
+/**
+ * Whether MODULE, which reads as a relative path with an extension (`mypkg/lib/app.js`),
+ * names no file from `cwd` but a file of an installed package: then it is that package's.
+ */
+export function isPackageFile(module: string, cwd: string): boolean {
+  if (module.startsWith(".") || isAbsolute(module) || existsSync(resolve(cwd, module))) return false;
+  return installedPackage(splitSpecifier(module).name, cwd) !== null;
+}
+
 /** The file a package specifier names, resolved from `cwd`. */
 export function resolvePackage(specifier: string, cwd: string): string {
   const { name, subpath } = splitSpecifier(specifier);
@@ -162,7 +180,7 @@ export function isModulePath(module: string): boolean {
 
 /** The absolute file MODULE names, from the site's cwd. */
 export function resolveModule(module: string, cwd: string): string {
-  if (!isModulePath(module)) return resolvePackage(module, cwd);
+  if (!isModulePath(module) || isPackageFile(module, cwd)) return resolvePackage(module, cwd);
   const path = resolve(cwd, module);
   if (!existsSync(path)) throw notFound(module, path, "");
   if (!isFile(path)) throw tsgiError("TSGI_ERR_APP_MODULE_NOT_FOUND", { module, path, reason: `${path} is a folder, not a module` });

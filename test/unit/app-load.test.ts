@@ -32,6 +32,7 @@ function write(path: string, text: string): void {
 const SPECS = [
   "mypkg",
   "mypkg/sub:handler",
+  "mypkg/sub.js:handler",
   "esm-only",
   "esm-only/sub:handler",
   "@scope/pkg",
@@ -142,6 +143,7 @@ describe("package specifiers, resolved from the site's cwd", () => {
   it.each([
     ["mypkg", "mypkg"],
     ["mypkg/sub:handler", "mypkg/sub"],
+    ["mypkg/sub.js:handler", "mypkg/sub"],
     ["esm-only", "esm-only"],
     ["esm-only/sub:handler", "esm-only/sub"],
     ["@scope/pkg", "@scope/pkg"],
