@@ -11,6 +11,7 @@
 
 import { tsgiError } from "../errors.ts";
 import type { Application } from "../gateway/request.ts";
+import { summarize } from "../log.ts";
 
 type Namespace = Record<string, unknown>;
 
@@ -76,7 +77,7 @@ function describe(value: unknown): string {
       return "a symbol";
     default: {
       const ctor = (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name;
-      return ctor && ctor !== "Object" ? `an object (a ${ctor})` : "an object";
+      return ctor && ctor !== "Object" ? `an object (an instance of ${ctor})` : "an object";
     }
   }
 }
@@ -141,21 +142,31 @@ export function nodeHandlerEvidence(fn: Function): string | null {
   return null;
 }
 
+/** What the loaded value is for: the site's application, or a MIDDLEWARE entry (a class is one). */
+export type CallableKind = "application" | "middleware";
+
+const isClass = (fn: Function) => /^class\b/.test(Function.prototype.toString.call(fn));
+
 /** CALLABLE (dotted for a method of an export: object.method, bound to the object) out of `mod`. */
-export async function pickCallable(mod: Namespace, module: string, callable: string): Promise<Application> {
+export async function pickCallable(mod: Namespace, module: string, callable: string, kind: CallableKind = "application"): Promise<Application> {
   const parts = callable.split(".");
   // A CommonJS module arrives as { default: module.exports }: its properties are exports too.
   const def = mod.default;
   let root: Namespace = mod;
-  if (!(parts[0]! in mod) && def && typeof def === "object" && parts[0]! in def) root = def as Namespace;
+  if (!(parts[0]! in mod) && def && (typeof def === "object" || typeof def === "function") && parts[0]! in def) root = def as Namespace;
   let name = callable;
   let value: unknown;
   let owner: unknown = undefined;
+  let missing = "";
   if (parts[0]! in root) {
     value = root[parts[0]!];
-    for (const part of parts.slice(1)) {
+    for (const [i, part] of parts.slice(1).entries()) {
       owner = value;
       value = value === null || value === undefined ? undefined : (value as Namespace)[part];
+      if (value === undefined && !missing) {
+        const parent = parts.slice(0, i + 1).join(".");
+        missing = ` (${parent} has no ${part}${owner && typeof owner === "object" ? objectHint(module, parent, owner) : ""})`;
+      }
     }
   } else if (callable === "application" && typeof def === "function") {
     name = "default";
@@ -170,13 +181,26 @@ export async function pickCallable(mod: Namespace, module: string, callable: str
       exports: names.join(", ") || "none",
     });
   }
-  value = await value;
+  try {
+    value = await value;
+  } catch (err) {
+    // An export that is a promise (export const application = await-less setup()) which rejected: a failed import.
+    throw tsgiError("TSGI_ERR_APP_IMPORT", { module, reason: `its export ${name} is a promise that rejected: ${summarize(err)}` }, err);
+  }
   if (typeof value !== "function") {
     throw tsgiError("TSGI_ERR_APP_NOT_CALLABLE", {
       module,
       callable: name,
-      found: describe(value),
+      found: describe(value) + missing,
       hint: value && typeof value === "object" ? objectHint(module, name, value) : "",
+    });
+  }
+  if (kind === "application" && isClass(value)) {
+    throw tsgiError("TSGI_ERR_APP_NOT_CALLABLE", {
+      module,
+      callable: name,
+      found: `a class (${value.name || "anonymous"})`,
+      hint: "; tsgi calls the application, which a class cannot be without new: export a function, e.g. one that calls a method of an instance",
     });
   }
   const evidence = nodeHandlerEvidence(value);

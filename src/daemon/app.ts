@@ -5,7 +5,7 @@
 
 import { pathToFileURL } from "node:url";
 import type { Application } from "../gateway/request.ts";
-import { pickCallable } from "./app-callable.ts";
+import { pickCallable, type CallableKind } from "./app-callable.ts";
 import { importFailure } from "./app-error.ts";
 import { resolveModule } from "./app-resolve.ts";
 
@@ -47,8 +47,8 @@ async function registerTsx(url: string): Promise<void> {
   tsxFlag[TSX_REGISTERED] = true;
 }
 
-/** Imports the module (running its top-level code) and returns the callable. */
-export async function loadApplication(spec: string, cwd: string = process.cwd()): Promise<Application> {
+/** Imports the module (running its top-level code) and returns the callable; a MIDDLEWARE entry may be a class. */
+export async function loadApplication(spec: string, cwd: string = process.cwd(), kind: CallableKind = "application"): Promise<Application> {
   const { module, callable } = splitAppSpec(spec);
   const url = moduleUrl(module, cwd);
   await registerTsx(url);
@@ -58,7 +58,7 @@ export async function loadApplication(spec: string, cwd: string = process.cwd())
   } catch (err) {
     throw importFailure(module, url, err, cwd, tsxFlag[TSX_REGISTERED] ? ["--import", import.meta.resolve("tsx")] : []);
   }
-  return pickCallable(mod, module, callable);
+  return pickCallable(mod, module, callable, kind);
 }
 
 /** Imports a module as the application loader does (tsx for TypeScript, errors with file and line): a settings module. */

@@ -62,6 +62,10 @@ const SPECS = [
   "syntax.cjs",
   "throws.mjs",
   "envelope.mjs",
+  "class.mjs",
+  "not-callable.mjs:application.serve",
+  "rejects.mjs",
+  "cjs-fn-prop.cjs:handler",
 ];
 
 beforeAll(() => {
@@ -108,6 +112,9 @@ beforeAll(() => {
   write(join(site, "syntax-esm.js"), `import { createHash } from "node:crypto";\nexport const application = () => {\n  return [ "x" ;\n};\n`);
   write(join(site, "syntax.cjs"), `const x = 1;\nmodule.exports = {\n  application() { return [ "x" ; }\n};\n`);
   write(join(site, "throws.mjs"), `function connect() {\n  throw new Error("database unreachable at boot");\n}\nconnect();\nexport function application() {}\n`);
+  write(join(site, "class.mjs"), `export class application { handle() {} }\n`);
+  write(join(site, "rejects.mjs"), `async function setup() { throw new Error("no configuration"); }\nexport const application = setup();\n`);
+  write(join(site, "cjs-fn-prop.cjs"), `module.exports = ${answer("main")};\nmodule.exports["handler"] = ${answer("cjs-fn-prop handler")};\n`);
   // A function that takes (environ, startResponse): not mistaken for a Node handler.
   write(join(site, "envelope.mjs"), `export function application(environ, startResponse) { startResponse("200 OK", []); return ["envelope"]; }\n`);
 
@@ -199,6 +206,24 @@ describe("what a user gets wrong", () => {
     expect(failed("not-callable.mjs:name", "TSGI_ERR_APP_NOT_CALLABLE")).toBe('not-callable.mjs\'s export name is a string ("my site"), not a function');
     expect(failed("not-callable.mjs:count", "TSGI_ERR_APP_NOT_CALLABLE")).toBe("not-callable.mjs's export count is a number (3), not a function");
     expect(served("not-callable.mjs:application.handler")).toBe("method");
+    expect(failed("not-callable.mjs:application.serve", "TSGI_ERR_APP_NOT_CALLABLE")).toBe(
+      "not-callable.mjs's export application.serve is undefined (application has no serve; it has a method handler(): if that is the application, name it as not-callable.mjs:application.handler), not a function",
+    );
+  });
+
+  it("a class is refused as the application (a MIDDLEWARE entry may be one)", () => {
+    expect(failed("class.mjs", "TSGI_ERR_APP_NOT_CALLABLE")).toBe(
+      "class.mjs's export application is a class (application), not a function; tsgi calls the application, which a class cannot be without new: export a function, e.g. one that calls a method of an instance",
+    );
+  });
+
+  it("an export that is a promise which rejects: TSGI_ERR_APP_IMPORT with the reason, the error as its cause", () => {
+    expect(failed("rejects.mjs", "TSGI_ERR_APP_IMPORT")).toBe("cannot import the application module rejects.mjs: its export application is a promise that rejected: Error: no configuration");
+    expect((outcomes.get("rejects.mjs") as { cause: string }).cause).toContain(join(site, "rejects.mjs"));
+  });
+
+  it("a property of a CommonJS module.exports function, named after the colon", () => {
+    expect(served("cjs-fn-prop.cjs:handler")).toBe("cjs-fn-prop handler");
   });
 
   it("an Express app (handle, use, listen) is refused at load with the fromNodeHandler hint", () => {
