@@ -148,11 +148,31 @@ export const ERRORS = {
   },
   TSGI_ERR_APP_IMPORT: {
     message: "cannot import the application module {module}: {reason}",
-    fix: "Check the path (relative to the site's cwd) and run the module with node --import tsx to see the error.",
+    fix: "The module was found but did not import: the message gives a syntax error's file and line, or the exception its top-level code threw (where, and its stack follows in the error log). Fix it there; node --import tsx MODULE shows the same error outside tsgi.",
+  },
+  TSGI_ERR_APP_MODULE_NOT_FOUND: {
+    message: "cannot find the application module {module}: {reason}",
+    fix: "MODULE is a file relative to the site's cwd (or absolute), with its extension (mysite/tsgi.ts), or a package specifier (mypkg, mypkg/sub, @scope/pkg): check the path the message names. For a package, the file its exports or main names must exist (build the package, or point exports at its .ts sources).",
+  },
+  TSGI_ERR_APP_PACKAGE_NOT_FOUND: {
+    message: "cannot find package {package} (for {module}) from {cwd}: looked in {looked}",
+    fix: "Install the package in the project (npm install, which also links an npm workspace into node_modules), or run the site from the project's folder: set the site's cwd (--cwd) to the folder whose node_modules holds it.",
+  },
+  TSGI_ERR_APP_PACKAGE_EXPORTS: {
+    message: "package {package} ({dir}) does not export {subpath} (for {module}); its exports: {exported}",
+    fix: "Name a subpath the package's exports list (mypkg/sub for \"./sub\"), or add the subpath to the exports of its package.json.",
+  },
+  TSGI_ERR_APP_NO_EXPORT: {
+    message: "{module} has no export {callable}{suggestion}; exports: {exports}",
+    fix: "Name an export the module has after a colon (MODULE:handler), or export the application under that name: export const application = ... (a module whose only function is its default export serves without a name).",
   },
   TSGI_ERR_APP_NOT_CALLABLE: {
-    message: "{module} exports no callable {callable}: found {found}",
-    fix: "Export the application function under that name (export const application = ...), or name the export after a colon: module.ts:name.",
+    message: "{module}'s export {callable} is {found}, not a function{hint}",
+    fix: "The application is a function (environ, startResponse) => body: export it (export const application = ...), or name the export that is one after a colon: module.ts:name (a method of an exported object: module.ts:object.method).",
+  },
+  TSGI_ERR_APP_NODE_HANDLER: {
+    message: "{module}'s export {callable} is a Node (req, res) handler ({evidence}), not a TSGI application: wrap it with import { fromNodeHandler } from \"tsgi\" and export const application = fromNodeHandler(app)",
+    fix: "An Express, Connect or node:http handler takes (req, res[, next]); tsgi calls an application with (environ, startResponse), so served as it is every request would fail (res.setHeader is not a function). Export the wrapped handler: import { fromNodeHandler } from \"tsgi\"; export const application = fromNodeHandler(app).",
   },
   TSGI_ERR_APP_CONTRACT: {
     message: "the application broke the TSGI contract: {reason}",

@@ -1,14 +1,16 @@
 // Loads a site's application from `MODULE:CALLABLE` (DESIGN §3): MODULE a path relative to
 // the working directory or absolute (.ts, .mts, .cts, .js, .mjs, .cjs — TypeScript without a
-// build step, through tsx) or a package specifier; CALLABLE defaults to `application`.
+// build step, through tsx) or a package specifier (found by app-resolve.ts); CALLABLE
+// defaults to `application` (picked and checked by app-callable.ts).
 
 import { createRequire } from "node:module";
-import { existsSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { tsgiError } from "../errors.ts";
 import type { Application } from "../gateway/request.ts";
+import { pickCallable, type CallableKind } from "./app-callable.ts";
 import { importFailure } from "./app-error.ts";
+import { resolveModule } from "./app-resolve.ts";
+
+export { isModulePath } from "./app-resolve.ts";
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/;
 
@@ -20,22 +22,8 @@ export function splitAppSpec(spec: string): { module: string; callable: string }
   return { module: spec, callable: "application" };
 }
 
-/** Whether MODULE names a file (relative or absolute) rather than a package specifier. */
-export function isModulePath(module: string): boolean {
-  return module.startsWith(".") || isAbsolute(module) || /\.(m|c)?(t|j)s$/.test(module);
-}
-
 function moduleUrl(module: string, cwd: string): string {
-  if (isModulePath(module)) {
-    const path = resolve(cwd, module);
-    if (!existsSync(path)) throw tsgiError("TSGI_ERR_APP_IMPORT", { module, reason: `${path} does not exist` });
-    return pathToFileURL(path).href;
-  }
-  try {
-    return pathToFileURL(createRequire(resolve(cwd, "package.json")).resolve(module)).href;
-  } catch (err) {
-    throw tsgiError("TSGI_ERR_APP_IMPORT", { module, reason: (err as Error).message });
-  }
+  return pathToFileURL(resolveModule(module, cwd)).href;
 }
 
 // Set by bin/tsgi.js when it registered tsx (both halves) to run tsgi from src/; the two ends
@@ -66,8 +54,8 @@ function tsxLoader(): string {
   return createRequire(import.meta.url).resolve("tsx");
 }
 
-/** Imports the module (running its top-level code) and returns the callable. */
-export async function loadApplication(spec: string, cwd: string = process.cwd()): Promise<Application> {
+/** Imports the module (running its top-level code) and returns the callable; a MIDDLEWARE entry may be a class. */
+export async function loadApplication(spec: string, cwd: string = process.cwd(), kind: CallableKind = "application"): Promise<Application> {
   const { module, callable } = splitAppSpec(spec);
   const url = moduleUrl(module, cwd);
   await registerTsx(url);
@@ -77,21 +65,7 @@ export async function loadApplication(spec: string, cwd: string = process.cwd())
   } catch (err) {
     throw importFailure(module, url, err, cwd, tsxFlag[TSX_REGISTERED] ? ["--import", tsxLoader()] : []);
   }
-  let value: unknown = mod;
-  for (const part of callable.split(".")) value = (value as Record<string, unknown> | undefined)?.[part];
-  // A CommonJS module arrives as { default: module.exports }.
-  if (value === undefined && mod.default && typeof mod.default === "object") {
-    value = (mod.default as Record<string, unknown>)[callable];
-  }
-  value = await value;
-  if (typeof value !== "function") {
-    throw tsgiError("TSGI_ERR_APP_NOT_CALLABLE", {
-      callable,
-      module,
-      found: value === undefined ? `nothing (exports: ${Object.keys(mod).join(", ") || "none"})` : typeof value,
-    });
-  }
-  return value as Application;
+  return pickCallable(mod, module, callable, kind);
 }
 
 /** Imports a module as the application loader does (tsx for TypeScript, errors with file and line): a settings module. */

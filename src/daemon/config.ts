@@ -6,12 +6,13 @@
 // against the file's folder, not the folder the daemon was started from. Nothing here imports
 // the application or the native bridge: `tsgi check` works without the addon.
 
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
 import { tsgiError } from "../errors.ts";
 import { exposedListener, exposedProblem } from "./allow.ts";
 import { isModulePath, splitAppSpec } from "./app.ts";
+import { isPackageFile } from "./app-resolve.ts";
 import { parseListen, type ListenSpec } from "./listen.ts";
 import { DAEMON_SETTINGS, SETTING_LIST, coerce, defaults, type SiteSettings } from "./settings/index.ts";
 
@@ -265,8 +266,10 @@ class Reader {
         }
       } else {
         const { module, callable } = splitAppSpec(values.app);
-        // A package specifier stays as written: the worker resolves it from its cwd.
-        if (isModulePath(module)) {
+        // A package specifier stays as written: the worker resolves it from its cwd. So does
+        // a package's file named with its extension (mypkg/lib/app.js), when no file of the
+        // project has that path.
+        if (isModulePath(module) && !(!existsSync(resolve(this.dir, module)) && isPackageFile(module, cwd))) {
           const abs = resolve(this.dir, module);
           values.app = `${abs}:${callable}`;
           try {

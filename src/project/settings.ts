@@ -102,7 +102,7 @@ export async function getTsgiApplication(): Promise<Application> {
   if (!settings.ROOT_APPLICATION) throw tsgiError("TSGI_ERR_SETTINGS_NO_ROOT", { module: settings.module });
   let app = await loadApplication(settings.ROOT_APPLICATION, root);
   for (const spec of [...settings.MIDDLEWARE].reverse()) {
-    const wrap = (await loadApplication(spec, root)) as unknown as (inner: Application) => Application;
+    const wrap = (await loadApplication(spec, root, "middleware")) as unknown as (inner: Application) => Application;
     app = wrapWith(wrap, app, spec);
   }
   return allowedHosts(settings.ALLOWED_HOSTS, app, { debug: settings.DEBUG });

@@ -219,6 +219,13 @@ describe("each kind of problem names the file, the site and the key", () => {
     expect(p).toEqual([`${file}: site a: app: ${join(dirname(file), "missing.mjs")} does not exist`]);
   });
 
+  it("a package's file named with its extension (mypkg/lib/app.js) stays as written when no project file has that path", () => {
+    const dir = folder({ "tsgi.toml": '[site.a]\napp = "mypkg/lib/app.js:handler"\nlisten = ["uwsgi:127.0.0.1:3031"]\n', "node_modules/mypkg/lib/app.js": "" });
+    expect(loadConfig(join(dir, "tsgi.toml")).sites[0]!.settings.app).toBe("mypkg/lib/app.js:handler");
+    const { file, problems: p } = problems('[site.a]\napp = "nopkg/app.js"\nlisten = ["uwsgi:127.0.0.1:3031"]\n');
+    expect(p).toEqual([`${file}: site a: app: ${join(dirname(file), "nopkg", "app.js")} does not exist`]);
+  });
+
   it("the folder of a unix socket or of a log file that does not exist", () => {
     const { file, problems: p } = problems(`[site.a]\napp = "app.ts"\nlisten = ["fastcgi:unix:run/a.sock"]\naccess-log = "logs/access.log"\nerror-log = "/nonexistent/error.log"\n`);
     const dir = dirname(file);
