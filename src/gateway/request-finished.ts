@@ -140,7 +140,9 @@ export async function closeDropped(record: readonly InnerBody[], log: FinishLog)
       log.error(`the close() of the body middleware ${entry.layer.name} dropped threw`, err);
     }
   }
-  // Last marked first: a body passed through two layers was marked twice, the second over the first.
+  // Put back, so that a body object an application returns again (a constant) does not
+  // gather one wrapper a request. Last marked first: a body passed through two layers was
+  // marked twice, the second over the first.
   for (let i = record.length - 1; i >= 0; i--) {
     const { body, marked, original } = record[i]!;
     if (body.close !== marked) continue;
