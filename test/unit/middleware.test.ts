@@ -272,11 +272,18 @@ describe("requestFinished", () => {
         throw new Error("listener broke");
       }),
     );
-    listen("second");
+    disconnects.push(requestFinished.connect(() => Promise.reject(new Error("async listener broke"))));
+    listen("third");
     const { sent, outcome } = await run(hello);
     expect(outcome.end).toBe("complete");
     expect(sent).toMatchObject({ body: "hello", ended: true });
-    expect(events).toEqual(["close app", "error: TSGI_ERR_APP_REQUEST_FINISHED: requestFinished: a listener threw; the other listeners still ran (listener broke)", "second /x"]);
+    await new Promise((r) => setImmediate(r));
+    expect(events).toEqual([
+      "close app",
+      "error: TSGI_ERR_APP_REQUEST_FINISHED: requestFinished: a listener threw; the other listeners still ran (listener broke)",
+      "third /x",
+      "error: TSGI_ERR_APP_REQUEST_FINISHED: requestFinished: a listener threw; the other listeners still ran (async listener broke)",
+    ]);
     expect(() => requestFinished.connect("x" as never)).toThrow(expect.objectContaining({ code: "TSGI_ERR_APP_REQUEST_FINISHED" }));
   });
 
@@ -310,6 +317,22 @@ describe("requestFinished", () => {
     events = [];
     await run(applyMiddleware(hello, [forwarder, forwarder], { debug: true }));
     expect(events).toEqual(["close app", "forwarder fn", "forwarder fn", "finished /x"]);
+  });
+
+  it("a middleware that hands its inner application a copy of the environ still has its dropped body closed", async () => {
+    listen();
+    const copying: MiddlewareFactory = (app) => async (e, sr) => {
+      const inner = await app({ ...e, "mysite.copied": true }, sr);
+      return [...(inner as Iterable<string>)];
+    };
+    Object.defineProperty(copying, "name", { value: "copying" });
+    const { sent } = await run(applyMiddleware(hello, [copying], { debug: true }));
+    expect(sent.body).toBe("hello");
+    expect(events).toEqual([
+      "warn: TSGI_ERR_APP_CLOSE_DROPPED: middleware copying did not call close() of the body its application returned; tsgi closed it after the response",
+      "close app",
+      "finished /x",
+    ]);
   });
 
   it("a middleware that passes the body through drops nothing, and the body's close() is its own again after", async () => {
