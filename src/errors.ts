@@ -174,6 +174,22 @@ export const ERRORS = {
     message: "{module}'s export {callable} is a Node (req, res) handler ({evidence}), not a TSGI application: wrap it with import { fromNodeHandler } from \"tsgi\" and export const application = fromNodeHandler(app)",
     fix: "An Express, Connect or node:http handler takes (req, res[, next]); tsgi calls an application with (environ, startResponse), so served as it is every request would fail (res.setHeader is not a function). Export the wrapped handler: import { fromNodeHandler } from \"tsgi\"; export const application = fromNodeHandler(app).",
   },
+  TSGI_ERR_APP_MIDDLEWARE: {
+    message: "middleware {name}: {reason}",
+    fix: "A middleware is a function (app) => application or a class whose instances are applications (extend Middleware from \"tsgi\"); applyMiddleware(app, [m1, m2]) takes the application first, then the list, the first outermost.",
+  },
+  TSGI_ERR_APP_MIDDLEWARE_CLASS: {
+    message: "middleware {name} is a class whose instances are not applications: {reason}",
+    fix: "A JavaScript class instance is not callable: write `class M extends Middleware { handle(environ, startResponse) { … this.app(environ, startResponse) … } }` with Middleware from \"tsgi\" (README: Middleware and request_finished).",
+  },
+  TSGI_ERR_APP_CLOSE_DROPPED: {
+    message: "middleware {name} did not call close() of the body its application returned; tsgi closed it after the response",
+    fix: "A middleware that returns a body of its own must forward close() to the inner one: return closing(innerBody, fn), or give the new body close: () => innerBody.close?.(). Shown in development only (settings DEBUG, or TSGI_DEBUG=1).",
+  },
+  TSGI_ERR_APP_REQUEST_FINISHED: {
+    message: "requestFinished: {reason}",
+    fix: "requestFinished.connect() takes a function (environ) => void; a listener that throws is logged (its stack above) and the response and the other listeners are not affected: fix the listener.",
+  },
   TSGI_ERR_APP_CONTRACT: {
     message: "the application broke the TSGI contract: {reason}",
     httpStatus: 500,

@@ -29,3 +29,15 @@ export {
   type PasswordCheck,
   type UserGroups,
 } from "./gateway/auth.ts";
+
+// Middleware and request_finished (DESIGN §3): a chain of middleware, the base class that
+// makes `new M(app)` an application, closing() to forward close(), and the event fired once
+// per request after its body was closed.
+export {
+  applyMiddleware,
+  closing,
+  Middleware,
+  type ApplyMiddlewareOptions,
+  type MiddlewareFactory,
+} from "./gateway/middleware.ts";
+export { requestFinished, type RequestFinished, type RequestFinishedListener } from "./gateway/request-finished.ts";

@@ -4,13 +4,15 @@
 // turns an exception into a 500 (before the head went out) or a cut connection (after),
 // answers 504 when a timeout aborts a request that sent nothing, keeps HEAD/204/304 bodies off
 // the wire, finishes the body's iterator (`return()`, so a generator's `finally` runs) and
-// calls the body's close() exactly once on every path. The protocol servers own the sockets;
+// calls the body's close() exactly once on every path, then closes what a middleware dropped
+// and fires requestFinished (request-finished.ts), once. The protocol servers own the sockets;
 // this file owns the order of things.
 
 import { tsgiError, type ErrorCode, type TsgiError } from "../errors.ts";
 import type { Body, Chunk, Environ } from "./environ.ts";
 import type { RequestAbort } from "./abort.ts";
 import { ResponseHead, toBytes, type StartResponse } from "./start-response.ts";
+import { closeDropped, fireRequestFinished, registry as finishHooks, startRecord } from "./request-finished.ts";
 
 export type Application = (environ: Environ, startResponse: StartResponse) => Body | Promise<Body>;
 
@@ -30,6 +32,8 @@ export interface ResponseSink {
 
 export interface RequestLog {
   error(message: string, err?: unknown): void;
+  /** Development warnings (a middleware that dropped a close()); error() when absent. */
+  warn?(message: string): void;
 }
 
 export interface RequestOptions {
@@ -112,6 +116,10 @@ class Exchange {
   #pending: Promise<void> | null = null;
   /** The application's work an abort left pending (see RequestOutcome.unfinished). */
   #unfinished: Promise<void> | null = null;
+  /** The bodies a middleware chain's inner applications returned (only while a chain exists). */
+  #record: ReturnType<typeof startRecord> = undefined;
+  /** An abort left the application's promise pending: the request finishes when it settles. */
+  #late = false;
 
   constructor(environ: Environ, sink: ResponseSink, opts: RequestOptions) {
     this.#environ = environ;
@@ -124,6 +132,8 @@ class Exchange {
   }
 
   async run(app: Application): Promise<RequestOutcome> {
+    // A cheap check while no chain exists: no record, no allocation.
+    if (finishHooks.chains !== 0) this.#record = startRecord(this.#environ);
     try {
       let called: Body | Promise<Body>;
       try {
@@ -140,13 +150,15 @@ class Exchange {
         }
         if (result === ABORTED) {
           this.#leftPending(called as Promise<Body>);
-          // The application may still return a body later: it gets closed then.
+          // The application may still return a body later: it gets closed then, and the
+          // request finishes (requestFinished) when it settles, whichever way.
+          this.#late = true;
           Promise.resolve(called).then(
             (late) => {
               this.#body = late;
-              return this.#close();
+              return this.#finish();
             },
-            () => undefined,
+            () => this.#finish(),
           );
           return await this.#aborted();
         }
@@ -168,9 +180,33 @@ class Exchange {
       this.#over = true;
       const finishing = this.#finishIteration();
       if (finishing) await finishing;
-      const closing = this.#close();
-      if (closing) await closing;
+      if (!this.#late) {
+        const finished = this.#finish();
+        if (finished) await finished;
+      }
     }
+  }
+
+  /**
+   * The end of the request, once: the body's close(), then the bodies a middleware dropped
+   * (closed here, outermost first), then the requestFinished listeners. A promise only when
+   * a close() returned one or a middleware chain recorded bodies.
+   */
+  #finish(): void | Promise<void> {
+    const closing = this.#close();
+    if (closing) return closing.then(() => this.#afterClose());
+    return this.#afterClose();
+  }
+
+  #afterClose(): void | Promise<void> {
+    const record = this.#record;
+    if (record !== undefined && record.length !== 0) return closeDropped(record, this.#log).then(() => this.#fire());
+    this.#fire();
+    return undefined;
+  }
+
+  #fire(): void {
+    if (finishHooks.listeners.length !== 0) fireRequestFinished(this.#environ, this.#log);
   }
 
   /**

@@ -16,6 +16,7 @@ import { tsgiError } from "../errors.ts";
 import type { Application } from "../gateway/request.ts";
 import { importModule, isModulePath, loadApplication } from "../daemon/app.ts";
 import { allowedHosts } from "./allowed-hosts.ts";
+import { buildChain, type ChainEntry } from "../gateway/middleware.ts";
 
 export interface ProjectSettings {
   /** The module as TSGI_SETTINGS_MODULE names it, and the file it was read from. */
@@ -100,20 +101,11 @@ export async function getTsgiApplication(): Promise<Application> {
   const root = process.cwd();
   const settings = await loadSettings(root);
   if (!settings.ROOT_APPLICATION) throw tsgiError("TSGI_ERR_SETTINGS_NO_ROOT", { module: settings.module });
-  let app = await loadApplication(settings.ROOT_APPLICATION, root);
-  for (const spec of [...settings.MIDDLEWARE].reverse()) {
-    const wrap = (await loadApplication(spec, root, "middleware")) as unknown as (inner: Application) => Application;
-    app = wrapWith(wrap, app, spec);
-  }
-  return allowedHosts(settings.ALLOWED_HOSTS, app, { debug: settings.DEBUG });
-}
-
-/** A middleware of MIDDLEWARE: a class (`new M(app)`) or a function (`m(app)`), returning the application. */
-function wrapWith(middleware: (inner: Application) => Application, app: Application, spec: string): Application {
-  const isClass = /^class\b/.test(Function.prototype.toString.call(middleware));
-  const wrapped: unknown = isClass ? new (middleware as unknown as new (inner: Application) => unknown)(app) : middleware(app);
-  if (typeof wrapped !== "function") {
-    throw tsgiError("TSGI_ERR_SETTINGS_MIDDLEWARE", { spec, got: wrapped === null ? "null" : typeof wrapped });
-  }
-  return wrapped as Application;
+  const app = await loadApplication(settings.ROOT_APPLICATION, root);
+  // A middleware of MIDDLEWARE: a class (`new M(app)`) or a function (`m(app)`); errors and the
+  // dropped-close warning name it by its spec.
+  const entries: ChainEntry[] = [];
+  for (const spec of settings.MIDDLEWARE) entries.push({ middleware: await loadApplication(spec, root, "middleware"), name: spec, spec });
+  const chain = entries.length === 0 ? app : buildChain(app, entries, settings.DEBUG);
+  return allowedHosts(settings.ALLOWED_HOSTS, chain, { debug: settings.DEBUG });
 }
