@@ -126,7 +126,7 @@ describe("npm pack, then npm install of the tarball in an empty folder", () => {
     expect(cjs.status, cjs.out).toBe(0);
     const [kind, names] = cjs.stdout.trim().split(" ");
     expect(kind).toBe("function");
-    for (const name of ["validate", "getTsgiApplication", "authenticator", "authorizer", "REQUIRE_GROUP", "fileWrapper"]) expect(names!.split(",")).toContain(name);
+    for (const name of ["validate", "getTsgiApplication", "authenticator", "authorizer", "REQUIRE_GROUP", "fileWrapper", "closing", "applyMiddleware", "Middleware", "requestFinished"]) expect(names!.split(",")).toContain(name);
   });
 
   test("the .ts application type-checks against the published types, and a wrong one is refused", () => {
