@@ -274,7 +274,7 @@ class Supervisor {
       this.#log.warn(`the standby process (pid ${child.proc.pid}) ${how}`);
     } else if (child === this.#next) {
       this.#next = null;
-      const failure = child.failure ?? { code: "TSGI_ERR_APP_IMPORT", message: `the ${child.role} ${how} before it was ready`, frames: [] };
+      const failure = child.failure ?? this.#died(`the ${child.role} ${how} before it was ready`);
       if (child.role === Role.ErrorPage) this.#log.error(`the error page process ${how}; waiting for a file change`);
       else this.#failed(failure);
     } else if (child === this.#current) {
@@ -284,9 +284,15 @@ class Supervisor {
         this.#log.error(`${child.role} ${child.serial} (pid ${child.proc.pid}) ${how}: starting another`);
         this.#start(Role.Server, null);
       } else if (child.role === Role.Server) {
-        this.#failed({ code: "TSGI_ERR_APP_IMPORT", message: `the ${child.role} ${how} ${Date.now() - child.readyAt} ms after it was ready`, frames: [] });
+        this.#failed(this.#died(`the ${child.role} ${how} ${Date.now() - child.readyAt} ms after it was ready`));
       } else this.#log.error(`the error page process ${how}; waiting for a file change`);
     }
+  }
+
+  /** A process that ended without saying why (process.exit in the project's top-level code, a signal). */
+  #died(reason: string): BootFailure {
+    const err = tsgiError("TSGI_ERR_POOL_BOOT", { site: "runserver", reason });
+    return { code: err.code, message: err.message, frames: [] };
   }
 
   /** The project cannot be served: the error logged once, and shown to every request until a change. */

@@ -19,6 +19,7 @@ export interface StandbyReady {
 }
 
 export async function runStandby(): Promise<void> {
+  process.title = "tsgi: runserver standby";
   // A standby whose supervisor is gone has nothing to wait for.
   const orphaned = () => process.exit(0);
   process.once("disconnect", orphaned);

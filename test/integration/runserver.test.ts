@@ -183,6 +183,20 @@ describe("tsgi runserver on a project", () => {
     expect((await get(rs.port)).body).toBe("v5\n");
   });
 
+  test("a project that exits while it loads is an error page too, until the next change", async () => {
+    write("mysite/app.ts", `process.exit(4);\n${app("v5")}`);
+    const page = await poll("the error page", 10_000, async () => {
+      const r = await get(rs.port);
+      return r.status === 500 ? r : null;
+    });
+    expect(page.body).toContain("TSGI_ERR_POOL_BOOT: site runserver: a worker failed to start: the server process exited with status 4 before it was ready");
+    const spawns = rs.spawns();
+    await sleep(1000);
+    expect(rs.spawns()).toBe(spawns);
+    write("mysite/app.ts", app("v5"));
+    await poll("v5 served", 5000, async () => (await get(rs.port)).body === "v5\n");
+  });
+
   test("SIGTERM stops the supervisor and its server processes: exit 0, the port freed", async () => {
     const pids = [...rs.stderr().matchAll(/ process \d+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
     rs.proc.kill("SIGTERM");
@@ -251,6 +265,20 @@ describe("what tsgi runserver is told to serve", () => {
     const r = run(project, ["127.0.0.1:99999"]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('tsgi: TSGI_ERR_CONFIG_INVALID: tsgi runserver ADDR:PORT: give PORT, ADDR:PORT or [IPv6]:PORT (e.g. 8000, 0.0.0.0:8000, [::1]:8000), not "127.0.0.1:99999"');
+  });
+
+  test("a port in use: TSGI_ERR_MASTER_LISTEN, exit 1", async () => {
+    const srv = net.createServer();
+    await new Promise<void>((res) => srv.listen(0, "127.0.0.1", () => res()));
+    const { port } = srv.address() as net.AddressInfo;
+    try {
+      const r = run(project, [`127.0.0.1:${port}`]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^tsgi: TSGI_ERR_MASTER_LISTEN: cannot listen on 127\\.0\\.0\\.1:${port}: .*in use`, "im"));
+      expect(r.stdout).toBe("");
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
   });
 
   test("[::1]:PORT serves over IPv6 loopback", async () => {
