@@ -9,7 +9,9 @@
 // The socket never closes in between, so no connection is refused: until a process accepts,
 // connections wait in the listen queue. A new process that cannot import the project is not
 // started again until the next change: the error goes to the log, and a process serving
-// error-page.ts takes the socket, so every request gets a 500 that shows it.
+// error-page.ts takes the socket, so every request gets a 500 that shows it. The next server
+// process is started ahead, as a standby (standby.ts): tsgi and tsx loaded, waiting for the
+// change, so that a restart costs the project's own import only.
 //
 // Signals only enqueue; one loop handles the events (the master's way). SIGTERM or Ctrl-C
 // stops every process gracefully (at most GRACEFUL_MS), a second Ctrl-C at once.
