@@ -20,6 +20,8 @@ export interface StandbyReady {
 
 export async function runStandby(): Promise<void> {
   process.title = "tsgi: runserver standby";
+  // Ctrl-C reaches every process of the terminal's group: the supervisor decides (worker.ts does the same).
+  process.on("SIGINT", () => undefined);
   // A standby whose supervisor is gone has nothing to wait for.
   const orphaned = () => process.exit(0);
   process.once("disconnect", orphaned);

