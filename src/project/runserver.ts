@@ -63,8 +63,15 @@ export function findSettingsModule(root: string, flag: string | undefined, env: 
   if (existsSync(toml)) {
     let named: string[] = [];
     try {
-      const conf = parse(readFileSync(toml, "utf8")) as { site?: Record<string, { settings?: unknown }>; defaults?: { settings?: unknown } };
-      named = [conf.defaults?.settings, ...Object.values(conf.site ?? {}).map((s) => s?.settings)].filter((s): s is string => typeof s === "string" && s !== "");
+      type Keys = { settings?: unknown; cwd?: unknown };
+      const conf = parse(readFileSync(toml, "utf8")) as { site?: Record<string, Keys>; defaults?: Keys };
+      const text = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+      // A site's settings module is found from its cwd: only those that run in the root count.
+      for (const site of Object.values(conf.site ?? {})) {
+        const settings = text(site?.settings) ?? text(conf.defaults?.settings);
+        const cwd = resolve(root, text(site?.cwd) ?? text(conf.defaults?.cwd) ?? ".");
+        if (settings && cwd === root) named.push(settings);
+      }
     } catch {
       // A file the daemon would refuse names nothing here; `tsgi check` says what is wrong with it.
     }

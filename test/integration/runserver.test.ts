@@ -371,8 +371,12 @@ describe("what tsgi runserver is told to serve", () => {
       chosen.proc.kill("SIGTERM");
       expect((await chosen.exited).code).toBe(0);
 
-      // tsgi.toml's site names its settings: that is the project's choice.
-      writeFileSync(join(dir, "tsgi.toml"), `[site.a]\nsettings = "a/settings"\nlisten = ["fastcgi:127.0.0.1:9000"]\n`);
+      // tsgi.toml's site names its settings: that is the project's choice (a site running in
+      // another folder finds its settings from there: not this project's).
+      writeFileSync(
+        join(dir, "tsgi.toml"),
+        `[site.a]\nsettings = "a/settings"\nlisten = ["fastcgi:127.0.0.1:9000"]\n\n[site.other]\nsettings = "b/settings"\ncwd = "elsewhere"\nlisten = ["fastcgi:127.0.0.1:9001"]\n`,
+      );
       const fromToml = await startRunserver(dir, ["127.0.0.1:0", "--root", dir]);
       expect(fromToml.stdout()).toContain("using settings 'a/settings' (tsgi.toml)");
       expect((await get(fromToml.port)).body).toBe("a");
