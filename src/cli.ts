@@ -74,6 +74,18 @@ export function program(): Command {
   });
 
   cli
+    .command("runserver")
+    .description("serve the project over HTTP for development: its settings' TSGI_APPLICATION, restarted on a source change, errors shown in the browser (never for production)")
+    .argument("[addrport]", "PORT, ADDR:PORT or [IPv6]:PORT", "127.0.0.1:8000")
+    .option("--settings <module>", "the settings module (default: TSGI_SETTINGS_MODULE, else tsgi.toml's sites' settings, else the project's one DIR/settings.ts)")
+    .option("--root <dir>", "the project root: module paths start here (default: the working directory)")
+    .action(async (addrport: string, flags: { settings?: string; root?: string }) => {
+      // Loaded only now: it needs the native bridge.
+      const { runserver } = await import("./project/runserver.ts");
+      await runserver({ addrport, settings: flags.settings, root: flags.root, version: version() });
+    });
+
+  cli
     .command("check")
     .description("check a tsgi.toml: every problem on its own line (with its site and key), exit 1 if any")
     .option("-c, --config <file>", "the file to check", "tsgi.toml")

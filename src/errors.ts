@@ -284,6 +284,14 @@ export const ERRORS = {
     message: "cannot find the settings module {module} (TSGI_SETTINGS_MODULE) from {root}: {reason}",
     fix: "TSGI_SETTINGS_MODULE is a path from the project root without its extension (mysite/settings for mysite/settings.ts) or a package name; run tsgi from the project root or set the site's cwd.",
   },
+  TSGI_ERR_SETTINGS_NOT_FOUND: {
+    message: "tsgi runserver: no settings module: neither --settings nor TSGI_SETTINGS_MODULE names one, tsgi.toml in {root} names none and no folder of it has a settings.{ts,mts,cts,js,mjs,cjs}",
+    fix: "Run tsgi runserver from the project root (or give --root DIR), or name the module: tsgi runserver --settings mysite/settings, or TSGI_SETTINGS_MODULE=mysite/settings.",
+  },
+  TSGI_ERR_SETTINGS_AMBIGUOUS: {
+    message: "tsgi runserver: several settings modules in {root} ({found}): which one to serve?",
+    fix: "Name the one to serve: tsgi runserver --settings mysite/settings (or TSGI_SETTINGS_MODULE=mysite/settings).",
+  },
   TSGI_ERR_SETTINGS_INVALID: {
     message: "settings {module}: {key} must be {expected}, not {got}",
     fix: "Export the setting with that type from the settings module (README: Settings).",

@@ -40,8 +40,13 @@ const tsxFlag = globalThis as { [TSX_REGISTERED]?: boolean };
  * thread of its own, which a plain JavaScript site need not pay for in every worker.
  */
 async function registerTsx(url: string): Promise<void> {
-  if (tsxFlag[TSX_REGISTERED] || process.env.TSGI_TSX === "0") return;
   if (!/\.(m|c)?ts$/.test(url) && process.env.TSGI_TSX !== "1") return;
+  await preloadTypeScript();
+}
+
+/** tsx registered now, before the first module needs it (a `tsgi runserver` standby pays for it ahead of the change). */
+export async function preloadTypeScript(): Promise<void> {
+  if (tsxFlag[TSX_REGISTERED] || process.env.TSGI_TSX === "0") return;
   const [esm, cjs] = await Promise.all([import("tsx/esm/api"), import("tsx/cjs/api")]);
   esm.register();
   cjs.register();

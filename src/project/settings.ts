@@ -6,7 +6,9 @@
 //
 //   TSGI_APPLICATION   "mysite/tsgi.ts:application": what `tsgi runserver` and a site serve
 //   ROOT_APPLICATION   "mysite/app.ts:application": what getTsgiApplication() wraps
-//   DEBUG              errors shown in the browser by runserver; default false
+//   DEBUG              true: an empty ALLOWED_HOSTS allows the loopback names; default false
+//                      (errors are shown in the browser by `tsgi runserver` whatever it says,
+//                      and by a site only with its `debug` key)
 //   MIDDLEWARE         ["mysite/mw.ts:timing", …]: the first is the outermost
 //   ALLOWED_HOSTS      ["example.com", ".example.com", "*"]: a request for another Host is 400
 
