@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startApache, startNginx, type FrontServer } from "../support/front-servers.ts";
+import { freePort, startApache, startNginx, type FrontServer } from "../support/front-servers.ts";
 import { poll } from "../support/daemon.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -98,6 +98,27 @@ describe("tsgi startproject mysite", () => {
     expect(r.stderr).toBe("");
     expect(r.stdout).toContain("tsgi.toml: 1 site, no problems (mysite)");
   });
+
+  test("npx tsgi runserver answers with the example application", async () => {
+    const port = await freePort();
+    // Its own process group (npx, the supervisor, its server processes): stopped as one.
+    const dev = spawn("npx", ["tsgi", "runserver", `127.0.0.1:${port}`], { cwd: project, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    let out = "";
+    dev.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+    dev.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
+    const exited = new Promise((r) => dev.once("exit", r));
+    try {
+      const body = await poll(`runserver answering (output: ${out})`, 30_000, async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/dev`).catch(() => null);
+        return res ? res.text() : null;
+      }, 200);
+      expect(body).toBe("Hello from mysite: GET /dev\n");
+      expect(out).toContain("using settings 'mysite/settings'");
+    } finally {
+      process.kill(-dev.pid!, "SIGTERM");
+      await exited;
+    }
+  }, 60_000);
 
   describe("tsgi daemon -c tsgi.toml, behind the deploy/ files", () => {
     beforeAll(async () => {
