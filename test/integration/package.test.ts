@@ -6,11 +6,13 @@
 // compiles nothing: the addon is the prebuild node-gyp-build finds, and the package's install
 // script, run as `npm rebuild tsgi` would, takes that prebuild and calls no node-gyp (a
 // stand-in records calls) — unless the prebuild was made from other sources.
-import { spawn, spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { freePort, startApache, startNginx, type FrontServer } from "../support/front-servers.ts";
+import { poll } from "../support/daemon.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version as string;
@@ -99,7 +101,17 @@ export const application: Application = validate(hello);
   );
 }, 300_000);
 
-afterAll(() => {
+const background: ChildProcess[] = [];
+const fronts: FrontServer[] = [];
+
+afterAll(async () => {
+  await Promise.all(fronts.map((f) => f.stop()));
+  for (const child of background) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const exited = new Promise((r) => child.once("exit", r));
+    process.kill(-child.pid!, "SIGTERM");
+    await exited;
+  }
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -173,4 +185,105 @@ describe("npm pack, then npm install of the tarball in an empty folder", () => {
     expect(rebuilt.stdout).not.toContain("using the prebuilt addon");
     expect(readdirSync(join(installed, "prebuilds", `${process.platform}-${process.arch}`))).toContain("tsgi.stamp");
   });
+});
+
+// The README's "From nothing to a site", block by block, on the packed install: shell lines
+// as written (npm from its cache where it can; the long-running commands in the background,
+// runserver on a free port instead of 8000; the sudo lines that install the front servers'
+// files replaced by nginx and Apache started with those files, only their port changed), the
+// tsgi.toml line and the TypeScript file as shown, the Apache block beside the site's file in
+// the server configuration; FastCGI's TCP port 9000 moved to a free one.
+describe("the README's steps, from nothing to a site behind nginx and Apache with authentication", () => {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## From nothing to a site"), readme.indexOf("\n## ", readme.indexOf("## From nothing to a site") + 5));
+  const steps = [...section.matchAll(/```(\w+)\n([\s\S]*?)```/g)].map((m) => ({ kind: m[1]!, text: m[2]! }));
+  let cwd: string;
+  let fcgiPort: number;
+  let apacheAuth = "";
+  let daemonErr = "";
+  const env = { ...process.env, npm_config_prefer_offline: "true", npm_config_audit: "false", npm_config_fund: "false" };
+
+  async function runLine(line: string): Promise<void> {
+    line = line.replaceAll("/path/to/tsgi-0.1.0.tgz", tarball);
+    if (line === "npx tsgi runserver") {
+      const port = await freePort();
+      const dev = spawn("npx", ["tsgi", "runserver", `127.0.0.1:${port}`], { cwd, env, stdio: "ignore", detached: true });
+      background.push(dev);
+      const body = await poll("runserver answering", 30_000, async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => null))?.text(), 200);
+      expect(body).toBe("Hello from mysite: GET /\n");
+      const exited = new Promise((r) => dev.once("exit", r));
+      process.kill(-dev.pid!, "SIGTERM");
+      await exited;
+      return;
+    }
+    if (line === "npx tsgi daemon -c tsgi.toml") {
+      const d = spawn("npx", ["tsgi", "daemon", "-c", "tsgi.toml"], { cwd, env, stdio: ["ignore", "ignore", "pipe"], detached: true });
+      d.stderr!.setEncoding("utf8").on("data", (x: string) => (daemonErr += x));
+      background.push(d);
+      await poll(`the daemon ready (${daemonErr})`, 30_000, () => /ready: 1 of 1 sites? running/.test(daemonErr) || d.exitCode !== null);
+      expect(d.exitCode, daemonErr).toBe(null);
+      return;
+    }
+    if (line.startsWith("sudo cp deploy/nginx.conf")) {
+      const conf = readFileSync(join(cwd, "deploy", "nginx.conf"), "utf8").replace("listen 80;", "listen {{HOST}}:{{PORT}};");
+      fronts.push(await startNginx({ conf }));
+      return;
+    }
+    if (line.startsWith("sudo cp deploy/apache.conf")) return; // started below, with the authentication block
+    const r = spawnSync("bash", ["-c", `${line}\npwd`], { cwd, env, encoding: "utf8", timeout: 180_000 });
+    expect(r.status, `${line}\n${r.stdout}\n${r.stderr}`).toBe(0);
+    cwd = r.stdout.trim().split("\n").at(-1)!;
+  }
+
+  beforeAll(async () => {
+    cwd = join(scratch, "walk");
+    mkdirSync(cwd);
+    chmodSync(scratch, 0o755);
+    fcgiPort = await freePort();
+  });
+
+  test("the section holds the steps this test takes", () => {
+    expect(steps.map((s) => s.kind)).toEqual(["sh", "toml", "sh", "ts", "sh", "apache"]);
+  });
+
+  test("every step works as written", async () => {
+    for (const step of steps) {
+      const text = step.text.replaceAll("127.0.0.1:9000", `127.0.0.1:${fcgiPort}`);
+      if (step.kind === "sh") {
+        for (const line of text.split("\n").filter((l) => l.trim() !== "")) await runLine(line.trim());
+      } else if (step.kind === "toml") {
+        const file = join(cwd, "tsgi.toml");
+        const before = readFileSync(file, "utf8");
+        const after = before.replace(/^listen = \[[\s\S]*?^\]\n/m, text);
+        expect(after).not.toBe(before);
+        writeFileSync(file, after);
+      } else if (step.kind === "ts") {
+        const name = /^\/\/ (\S+)\n/.exec(text)![1]!;
+        mkdirSync(dirname(join(cwd, name)), { recursive: true });
+        writeFileSync(join(cwd, name), text);
+      } else if (step.kind === "apache") {
+        apacheAuth = text;
+      }
+    }
+
+    // nginx: the site, to anyone.
+    const nginx = fronts[0]!;
+    const open = await fetch(`http://127.0.0.1:${nginx.port}/page`);
+    expect(open.status).toBe(200);
+    expect(await open.text()).toBe("Hello from mysite: GET /page\n");
+
+    // Apache: the site deploy/apache.conf, the authentication in the server configuration.
+    const site = readFileSync(join(cwd, "deploy", "apache.conf"), "utf8").replace("<VirtualHost *:80>", "<VirtualHost *:{{PORT}}>");
+    const conf = `${site}\n${apacheAuth}`;
+    const apache = await startApache({ conf, modules: ["proxy", "proxy_fcgi", "authnz_fcgi", "auth_basic", "authn_core", "authz_user"] });
+    fronts.push(apache);
+    const url = `http://127.0.0.1:${apache.port}/private`;
+    expect((await fetch(url)).status).toBe(401);
+    const basic = (user: string, password: string) => ({ headers: { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` } });
+    expect((await fetch(url, basic("alice", "wrong"))).status).toBe(401);
+    expect((await fetch(url, basic("bob", "s3cret"))).status).toBe(401);
+    const ok = await fetch(url, basic("alice", "s3cret"));
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toBe("Hello from mysite: GET /private\n");
+  }, 300_000);
 });
