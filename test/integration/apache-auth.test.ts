@@ -1,6 +1,7 @@
 // docs/apache-auth.md as a reader follows it, through real Apache httpd: the page's shell
-// block run as written (users added with add-user.ts into a JSON table of salted scrypt
-// hashes, the example site served), conf-examples/apache/auth.conf rendered with tsgi's
+// block run as written (users added with conf-examples/apache-auth/add-user.ts into a JSON
+// table of salted scrypt hashes, conf-examples/apache-auth/users.ts, the example site
+// conf-examples/apache-auth/tsgi.ts served), conf-examples/apache/auth.conf rendered with tsgi's
 // address, checked with `apache2 -t` and served, and the page's answers asserted:
 // mod_authnz_fcgi's authn calls answered by authenticator(), its authz calls by authorizer(),
 // the pages by mod_proxy_fcgi from the same site, with the variable the authenticator handed

@@ -2,7 +2,8 @@
 // and SIGTERM to its script's shell only, and dies of SIGHUP and SIGKILL without forwarding
 // anything). Now the demo stops with npm whichever of the four reaches it: every process of
 // the tree npm started (master, worker, tsx's esbuild) is gone within a few seconds and the
-// master removed its unix sockets.
+// master removed its unix sockets. The demo is conf-examples/demo/app.ts, served by a copy of
+// conf-examples/demo/tsgi.toml; each case first has it answer over HTTP.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
