@@ -3,9 +3,7 @@
 // the group this location requires — from the application's own user table (users.ts), and
 // serves the protected pages to mod_proxy_fcgi.
 //   USERS_FILE=/srv/mysite/users.json tsgi serve tsgi.ts --listen fastcgi:127.0.0.1:9000
-// In a project of your own, import these from "tsgi".
-import { authenticator, authorizer } from "../../src/gateway/auth.ts";
-import type { Application } from "../../src/gateway/request.ts";
+import { authenticator, authorizer, type Application } from "tsgi";
 import { checkUser, groupsOf } from "./users.ts";
 
 // A protected page: who Apache let in, and the id the authenticator handed back.

@@ -2,7 +2,7 @@
 // integration tests compare across front servers), an upload that reads and hashes the body,
 // and a streamed response.
 import { createHash } from "node:crypto";
-import type { Application } from "../../src/gateway/request.ts";
+import type { Application } from "tsgi";
 
 function environJson(environ: Record<string, unknown>): string {
   const plain: Record<string, unknown> = {};
