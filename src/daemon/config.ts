@@ -12,7 +12,8 @@ import { parse, TomlError } from "smol-toml";
 import { tsgiError } from "../errors.ts";
 import { exposedListener, exposedProblem } from "./allow.ts";
 import { isModulePath, splitAppSpec } from "./app.ts";
-import { isPackageFile } from "./app-resolve.ts";
+import { isPackageFile, resolvePackage } from "./app-resolve.ts";
+import { settingsFile } from "../project/settings.ts";
 import { parseListen, type ListenSpec } from "./listen.ts";
 import { DAEMON_SETTINGS, SETTING_LIST, coerce, defaults, type SiteSettings } from "./settings/index.ts";
 
@@ -256,6 +257,24 @@ class Reader {
           if (!statSync(cwd).isDirectory()) p.add(cwdWhere, "cwd", `${cwd} is not a folder`);
         } catch {
           p.add(cwdWhere, "cwd", `${cwd} does not exist`);
+        }
+      }
+
+      if (typeof values.settings === "string" && typeof values.app !== "string" && !bad("settings") && !bad("cwd")) {
+        // A site without app serves its settings' TSGI_APPLICATION: the module as the workers
+        // will look for it (check runs no project code), a file of the project under cwd, else
+        // a package. With app, settings is only TSGI_SETTINGS_MODULE, whatever the app makes of it.
+        const module = values.settings;
+        if (settingsFile(module, cwd) === null) {
+          let found = !isModulePath(module);
+          if (found) {
+            try {
+              resolvePackage(module, cwd);
+            } catch {
+              found = false;
+            }
+          }
+          if (!found) p.add(origin("settings") ?? where, "settings", `no module ${module}: no file ${resolve(cwd, module)}{.ts,.mts,.cts,.js,.mjs,.cjs,/index.ts,/index.js}${isModulePath(module) ? "" : ", and no package of that name"}`);
         }
       }
 

@@ -36,7 +36,7 @@ export interface ProjectSettings {
 const EXTENSIONS = ["", ".ts", ".mts", ".cts", ".js", ".mjs", ".cjs", "/index.ts", "/index.js"];
 
 /** The file "mysite/settings" names under `root` (any of the module extensions), or null. */
-function settingsFile(module: string, root: string): string | null {
+export function settingsFile(module: string, root: string): string | null {
   for (const ext of EXTENSIONS) {
     const path = resolve(root, module + ext);
     if (existsSync(path) && statSync(path).isFile()) return path;

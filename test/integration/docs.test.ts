@@ -11,6 +11,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { parse } from "smol-toml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { freePort } from "../support/front-servers.ts";
 
@@ -137,6 +138,14 @@ describe("the tsgi.toml blocks pass tsgi check", () => {
     for (const m of text.matchAll(new RegExp(`(${dir}/[^"]+)"`, "g"))) {
       const path = m[1]!;
       mkdirSync(/\.\w+$/.test(path) ? dirname(path) : path, { recursive: true });
+    }
+    // A site's settings module is looked for by tsgi check: a stub where the site names one.
+    const parsed = parse(text) as { site?: Record<string, { cwd?: string; settings?: string }> };
+    for (const site of Object.values(parsed.site ?? {})) {
+      if (!site.settings) continue;
+      const module = join(site.cwd ?? dir, `${site.settings}.ts`);
+      mkdirSync(dirname(module), { recursive: true });
+      writeFileSync(module, 'export const TSGI_APPLICATION = "app.ts";\n');
     }
     chmodSync(scratch, 0o755);
     const file = join(dir, "tsgi.toml");

@@ -170,6 +170,18 @@ describe("each kind of problem names the file, the site and the key", () => {
     ]);
   });
 
+  it("a site without app whose settings module is nowhere; one whose module is there; settings beside app is only the variable", () => {
+    const { file, problems: p } = problems(
+      '[site.a]\nsettings = "a/settings"\nlisten = ["uwsgi:127.0.0.1:3031"]\n[site.b]\nsettings = "b/settings"\nlisten = ["uwsgi:127.0.0.1:3032"]\n' +
+        '[site.c]\napp = "app.ts"\nsettings = "c.settings"\nlisten = ["uwsgi:127.0.0.1:3033"]\n',
+      { "b/settings.ts": 'export const TSGI_APPLICATION = "app.ts";\n', "app.ts": "export const application = () => [];\n" },
+    );
+    const dir = dirname(file);
+    expect(p).toEqual([
+      `${file}: site a: settings: no module a/settings: no file ${dir}/a/settings{.ts,.mts,.cts,.js,.mjs,.cjs,/index.ts,/index.js}, and no package of that name`,
+    ]);
+  });
+
   it("a bad site name", () => {
     const { file, problems: p } = problems('[site."my blog"]\napp = "app.ts"\nlisten = ["uwsgi:127.0.0.1:3031"]\n');
     expect(p).toEqual([`${file}: site "my blog": a site name may only contain letters, digits, "_", "." and "-"`]);
