@@ -29,3 +29,7 @@ export {
   type PasswordCheck,
   type UserGroups,
 } from "./gateway/auth.ts";
+
+// Combining frameworks (DESIGN §3): a node:http handler (Express, Connect, Fastify) as an
+// application, an application as a node:http handler, and dispatch on a path prefix.
+export { fromNodeHandler, mount, toNodeHandler, type NodeHandler } from "./gateway/adapters.ts";
