@@ -157,6 +157,8 @@ class NodeCall implements AsyncIterator<Chunk> {
   #input: AsyncIterator<Uint8Array> | null = null;
   #pulling = false;
   #onAbort: (() => void) | null = null;
+  /** The body went back whole from run(): the exchange is released at 'finish'. */
+  #handedWhole = false;
 
   constructor(environ: Environ) {
     this.#environ = environ;
@@ -326,6 +328,7 @@ class NodeCall implements AsyncIterator<Chunk> {
   }
 
   #finished(): void {
+    if (this.#handedWhole) return this.#release();
     if (this.#phase === Phase.Over) return;
     this.#phase = Phase.Finished;
     this.#notify();
@@ -343,7 +346,39 @@ class NodeCall implements AsyncIterator<Chunk> {
 
   // ---- the application ----
 
-  async run(handler: NodeHandler, startResponse: StartResponse): Promise<Body> {
+  run(handler: NodeHandler, startResponse: StartResponse): Body | Promise<Body> {
+    let r: unknown;
+    try {
+      r = handler(this.req, this.res);
+    } catch (err) {
+      this.#release();
+      throw err;
+    }
+    if (r !== null && typeof r === "object" && typeof (r as PromiseLike<unknown>).then === "function") {
+      (r as PromiseLike<unknown>).then(undefined, (err: unknown) => this.#fail(err));
+    }
+    // The common case of a framework answering at once (Express's res.json, Fastify's reply
+    // of an object): end() ran, and it handed the socket every byte synchronously (it uncorks
+    // it fully). The body goes back whole, with no promise, tick or AbortSignal to pay for;
+    // req and res are released at their 'finish', which node emits a tick later.
+    if (this.#phase === Phase.Waiting && this.#skip !== -1 && this.res.writableEnded && this.#socket.writableLength === 0) {
+      this.#handedWhole = true;
+      startResponse(this.#status, this.#headers);
+      return this.#takeAll();
+    }
+    return this.#awaitHead(startResponse);
+  }
+
+  #takeAll(): Buffer[] {
+    const chunks = this.#queue.map((h) => h.chunk);
+    this.#queue = [];
+    this.#queued = 0;
+    return chunks;
+  }
+
+  async #awaitHead(startResponse: StartResponse): Promise<Body> {
+    // Only a handler still at work needs to hear of the client going away here: once the body
+    // is the gateway's, its close() ends the exchange on every path.
     const signal = this.#environ["tsgi.signal"];
     const onAbort = () => this.#fail(signal.reason ?? new Error("the client went away"));
     if (signal.aborted) onAbort();
@@ -352,10 +387,6 @@ class NodeCall implements AsyncIterator<Chunk> {
       this.#onAbort = () => signal.removeEventListener("abort", onAbort);
     }
     try {
-      const r = handler(this.req, this.res);
-      if (r !== null && typeof r === "object" && typeof (r as PromiseLike<unknown>).then === "function") {
-        (r as PromiseLike<unknown>).then(undefined, (err: unknown) => this.#fail(err));
-      }
       while (this.#phase === Phase.Waiting) await this.#wait();
       if (this.#phase === Phase.Over && this.#status === "") throw this.#error;
     } catch (err) {
@@ -364,9 +395,7 @@ class NodeCall implements AsyncIterator<Chunk> {
     }
     startResponse(this.#status, this.#headers);
     if (this.#phase === Phase.Finished) {
-      const chunks = this.#queue.map((h) => h.chunk);
-      this.#queue = [];
-      this.#queued = 0;
+      const chunks = this.#takeAll();
       this.#release();
       return chunks;
     }
@@ -441,8 +470,21 @@ class NodeCall implements AsyncIterator<Chunk> {
   }
 }
 
+/** Spellings of the header names seen so far; bounded, since clients choose the names. */
+const HEADER_CASE = new Map<string, string>();
+const HEADER_CASE_MAX = 512;
+
 /** HTTP_X_FORWARDED_FOR → X-Forwarded-For (rawHeaders' usual spelling). */
 function headerCase(cgi: string): string {
+  let name = HEADER_CASE.get(cgi);
+  if (name === undefined) {
+    name = spell(cgi);
+    if (HEADER_CASE.size < HEADER_CASE_MAX) HEADER_CASE.set(cgi, name);
+  }
+  return name;
+}
+
+function spell(cgi: string): string {
   return cgi
     .toLowerCase()
     .split("_")

@@ -134,6 +134,26 @@ describe("fromNodeHandler: the response", () => {
     expect(r.sent.calls).toEqual([["created", true]]);
   });
 
+  it("a handler that ended the response before returning gets an array body back at once (no promise)", async () => {
+    const events: string[] = [];
+    const app = fromNodeHandler((_req, res) => {
+      res.on("finish", () => events.push("finish"));
+      res.on("close", () => events.push("close"));
+      res.setHeader("Content-Type", "application/json");
+      res.end('{"a":1}');
+    });
+    let status = "";
+    const body = app(environ({}), (s) => {
+      status = s;
+      return () => undefined;
+    });
+    expect(Array.isArray(body)).toBe(true);
+    expect(status).toBe("200 OK");
+    expect(Buffer.concat(body as Buffer[]).toString()).toBe('{"a":1}');
+    await sleep(5);
+    expect(events).toEqual(["finish", "close"]);
+  });
+
   it("writeHead(status, reason, headers) alone (as Fastify does) gives the head; no chunked framing without a length", async () => {
     const app = fromNodeHandler((_req, res) => {
       res.writeHead(202, "Taken", { "X-Only": "1" });
