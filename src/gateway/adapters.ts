@@ -249,6 +249,13 @@ class NodeCall implements AsyncIterator<Chunk> {
       if (res.writableNeedDrain) res.emit("drain");
     });
     res.once("finish", () => this.#finished());
+    // A destroyed socket ends the exchange: the handler's res.destroy(), or a request body
+    // that failed (IncomingMessage destroys its socket with the error, as on a real connection).
+    // Its error goes to the gateway: a coded client error (a body too large or cut short) is
+    // answered 413/400 there, any other a 500 before the head and a cut after it. Without this
+    // listener an 'error' on the socket would be uncaught and take the worker down.
+    socket.on("error", (err) => this.#fail(err));
+    socket.on("close", () => this.#fail(new Error("the response's socket was destroyed before the response ended")));
     const call = this;
     const writeHead = http.ServerResponse.prototype.writeHead;
     // An instance property, so that it survives Express's prototype swap and wrappers such as
@@ -389,11 +396,11 @@ class NodeCall implements AsyncIterator<Chunk> {
     try {
       while (this.#phase === Phase.Waiting) await this.#wait();
       if (this.#phase === Phase.Over && this.#status === "") throw this.#error;
+      startResponse(this.#status, this.#headers);
     } catch (err) {
       this.#release();
       throw err;
     }
-    startResponse(this.#status, this.#headers);
     if (this.#phase === Phase.Finished) {
       const chunks = this.#takeAll();
       this.#release();
@@ -532,6 +539,8 @@ export function toNodeHandler(app: Application): (req: http.IncomingMessage, res
     params.push("REQUEST_URI", inExpress.originalUrl ?? req.url ?? "/");
     if ((req.socket as { encrypted?: boolean }).encrypted) params.push("REQUEST_SCHEME", "https", "HTTPS", "on");
     const { input, sink, abort } = nodeExchange(req, res, 0);
+    // A body parser before us read the body already: it will never come (README).
+    if (req.readableEnded) input.finish();
     const built = buildEnviron(params, {
       mount: normalizeMount(decodedPrefix(inExpress.baseUrl ?? "")),
       input,

@@ -310,6 +310,35 @@ describe("fromNodeHandler: the response", () => {
     expect(events).toEqual(["finish", "close"]);
   });
 
+  it("a request body cut short: req emits the coded error, and the gateway answers 400 (no uncaught socket error)", async () => {
+    const seen: string[] = [];
+    const app = fromNodeHandler((req, _res) => {
+      req.on("data", () => undefined);
+      req.on("error", (err) => seen.push((err as { code?: string }).code ?? err.message));
+    });
+    const input = new TsgiInput(10);
+    input.feed(Buffer.from("12345"));
+    input.finish();
+    const abort = new RequestAbort();
+    const r = buildEnviron(["REQUEST_METHOD", "POST", "DOCUMENT_URI", "/u", "CONTENT_LENGTH", "10"], { mount: "", input, errors: { write() {}, flush() {} }, multiprocess: false, abort, fileWrapper });
+    if (!("environ" in r)) throw r.error;
+    const out = await run(app, r.environ, abort);
+    expect(seen).toEqual(["TSGI_ERR_APP_BODY_INCOMPLETE"]);
+    expect(out.sent.status).toBe("400 Bad Request");
+  });
+
+  it("res.destroy() by the handler: a 500 before the head, a cut after it", async () => {
+    const before = fromNodeHandler((_req, res) => void setTimeout(() => res.destroy(), 5));
+    expect((await run(before, environ({}))).sent.status).toBe("500 Internal Server Error");
+    const after = fromNodeHandler((_req, res) => {
+      res.write("part");
+      setTimeout(() => res.destroy(), 5);
+    });
+    const r = await run(after, environ({}));
+    expect(r.sent.status).toBe("200 OK");
+    expect(r.sent.aborted).toBe(true);
+  });
+
   it("a real node:http response object (instanceof ServerResponse), as Express needs", async () => {
     let ok = false;
     const app = fromNodeHandler((req, res) => {
