@@ -97,13 +97,18 @@ for (const [name, v] of Object.entries({ rounds, seconds, warmup, threads })) {
 
 // ---- what it needs ----
 
+/** What the chosen contenders of the chosen workloads need and this machine lacks. */
 function missing(): string[] {
   const out: string[] = [];
   const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
-  for (const cmd of ["nginx", "wrk", "apache2"]) if (!has(cmd)) out.push(cmd);
-  if (!existsSync("/usr/bin/uwsgi")) out.push("/usr/bin/uwsgi (uwsgi-core)");
-  if (!existsSync("/usr/lib/uwsgi/plugins/python3_plugin.so")) out.push("uWSGI python3 plugin (uwsgi-plugin-python3)");
-  for (const m of APACHE_MODULES) if (!existsSync(`/usr/lib/apache2/modules/mod_${m}.so`)) out.push(`mod_${m}`);
+  const running = contenders.filter((c) => workloads.some((w) => takesPart(c, w)));
+  const apache = running.some((c) => c.front === "apache");
+  for (const cmd of ["nginx", "wrk", ...(apache ? ["apache2"] : [])]) if (!has(cmd)) out.push(cmd);
+  if (running.some((c) => c.id === "uwsgi-python")) {
+    if (!existsSync("/usr/bin/uwsgi")) out.push("/usr/bin/uwsgi (uwsgi-core)");
+    if (!existsSync("/usr/lib/uwsgi/plugins/python3_plugin.so")) out.push("uWSGI python3 plugin (uwsgi-plugin-python3)");
+  }
+  if (apache) for (const m of APACHE_MODULES) if (!existsSync(`/usr/lib/apache2/modules/mod_${m}.so`)) out.push(`mod_${m}`);
   return out;
 }
 
