@@ -73,6 +73,7 @@ class EnvironSocket extends Duplex {
     this.localPort = numberOr(environ.SERVER_PORT);
     this.remoteFamily = this.remoteAddress === undefined ? undefined : this.remoteAddress.includes(":") ? "IPv6" : "IPv4";
     if (environ["tsgi.url_scheme"] === "https") this.encrypted = true;
+    this.on("drain", forwardDrain);
   }
 
   override _read(): void {}
@@ -83,6 +84,15 @@ class EnvironSocket extends Duplex {
 
   override _writev(chunks: { chunk: string | Buffer; encoding: BufferEncoding }[], done: (err?: Error | null) => void): void {
     this.#call.written(chunks, done);
+  }
+
+  // A destroyed socket ends the exchange: the handler's res.destroy(), or a request body that
+  // failed (IncomingMessage destroys its socket with the error, as on a real connection). The
+  // error goes to the gateway, not out as an 'error' event: nobody listens to this socket, and
+  // an unheard 'error' would take the worker down.
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#call.socketDestroyed(err);
+    cb(null);
   }
 
   // net.Socket's knobs, which handlers and frameworks call: nothing to tune in memory.
@@ -159,6 +169,7 @@ class NodeCall implements AsyncIterator<Chunk> {
   #onAbort: (() => void) | null = null;
   /** The body went back whole from run(): the exchange is released at 'finish'. */
   #handedWhole = false;
+  #released = false;
 
   constructor(environ: Environ) {
     this.#environ = environ;
@@ -244,28 +255,26 @@ class NodeCall implements AsyncIterator<Chunk> {
     // The front server sends its own Date (and owns the connection headers).
     res.sendDate = false;
     res.assignSocket(socket as never);
-    // node:http's server forwards a socket's 'drain' to the response it carries; so do we.
-    socket.on("drain", () => {
-      if (res.writableNeedDrain) res.emit("drain");
-    });
     res.once("finish", () => this.#finished());
-    // A destroyed socket ends the exchange: the handler's res.destroy(), or a request body
-    // that failed (IncomingMessage destroys its socket with the error, as on a real connection).
-    // Its error goes to the gateway: a coded client error (a body too large or cut short) is
-    // answered 413/400 there, any other a 500 before the head and a cut after it. Without this
-    // listener an 'error' on the socket would be uncaught and take the worker down.
-    socket.on("error", (err) => this.#fail(err));
-    socket.on("close", () => this.#fail(new Error("the response's socket was destroyed before the response ended")));
-    const call = this;
-    const writeHead = http.ServerResponse.prototype.writeHead;
     // An instance property, so that it survives Express's prototype swap and wrappers such as
     // on-headers wrap it in turn. Every head goes through here: _implicitHeader() calls it.
-    res.writeHead = function (this: http.ServerResponse, ...args: unknown[]) {
-      const r = (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
-      call.#headWritten();
-      return r;
-    } as http.ServerResponse["writeHead"];
+    (res as CallResponse)[CALL] = this;
+    res.writeHead = writeHeadNoted;
     return res;
+  }
+
+  /** Called by writeHeadNoted once node has serialised the head. */
+  headWritten(): void {
+    this.#headWritten();
+  }
+
+  /**
+   * The socket was destroyed (see EnvironSocket._destroy): a coded client error (a body too
+   * large or cut short) is answered 413/400 by the gateway, any other failure is a 500 before
+   * the head and a cut after it; after our own release it changes nothing.
+   */
+  socketDestroyed(err: Error | null): void {
+    this.#fail(err ?? new Error("the response's socket was destroyed before the response ended"));
   }
 
   /** node has just serialised the head (`_header`, the HTTP/1.1 form it would put on a socket). */
@@ -336,6 +345,7 @@ class NodeCall implements AsyncIterator<Chunk> {
 
   #finished(): void {
     if (this.#handedWhole) return this.#release();
+
     if (this.#phase === Phase.Over) return;
     this.#phase = Phase.Finished;
     this.#notify();
@@ -419,24 +429,39 @@ class NodeCall implements AsyncIterator<Chunk> {
     this.#notify();
   }
 
-  /** Ends the exchange: the socket and the request are destroyed (both emit 'close'), held writes released. */
+  /**
+   * Ends the exchange, once. After a whole response ('finish' seen) as node's server does
+   * after one (`resOnFinish` in lib/_http_server.js): the socket is detached, not destroyed —
+   * destroying it inside its own write callback would make node build an ERR_STREAM_DESTROYED,
+   * stack trace and all, on every request — and res emits 'close' a tick later (node's
+   * `emitCloseNT`, which sets `destroyed` and `_closed` the same way). Otherwise (a failure,
+   * the client gone, the gateway closing early) the socket and the request are destroyed:
+   * both emit 'close', the request 'aborted' too when its body was not all read.
+   */
   #release(): void {
+    if (this.#released) return;
+    this.#released = true;
     this.#onAbort?.();
     this.#onAbort = null;
-    if (this.#phase !== Phase.Over && this.#phase !== Phase.Finished) this.#phase = Phase.Over;
+    const req = this.req;
+    const res = this.res;
+    if (this.#phase === Phase.Finished || this.#handedWhole) {
+      res.detachSocket(this.#socket as never);
+      process.nextTick(emitClose, res);
+      // A body read whole (or none) ends as usual, when someone listens for its end; one left
+      // unread is the gateway's to discard.
+      if (!req.readableEnded) {
+        if (!req.complete) req.destroy();
+        else if (req.listenerCount("end") + req.listenerCount("close") > 0) req.resume();
+      }
+      return;
+    }
+    this.#phase = Phase.Over;
     for (const h of this.#queue) h.done?.();
     this.#taken?.done?.();
     this.#taken = null;
     if (!this.#socket.destroyed) this.#socket.destroy();
-    const req = this.req;
-    if (!req.destroyed) {
-      // A body the handler never read is the gateway's to discard; a whole one just closes.
-      if (req.complete && req.readableEnded) req.destroy();
-      else {
-        req.removeAllListeners("data");
-        req.destroy();
-      }
-    }
+    if (!req.destroyed) req.destroy();
   }
 
   // ---- the TSGI body ----
@@ -475,6 +500,32 @@ class NodeCall implements AsyncIterator<Chunk> {
   close(): void {
     this.#release();
   }
+}
+
+/** node:http's server forwards a socket's 'drain' to the response it carries (`ondrain`); one listener for every socket. */
+function forwardDrain(this: EnvironSocket): void {
+  const res = (this as unknown as { _httpMessage: http.ServerResponse | null })._httpMessage;
+  if (res?.writableNeedDrain) res.emit("drain");
+}
+
+const CALL = Symbol("tsgi.NodeCall");
+type CallResponse = http.ServerResponse & { [CALL]: NodeCall };
+const nodeWriteHead = http.ServerResponse.prototype.writeHead as (this: http.ServerResponse, ...a: unknown[]) => http.ServerResponse;
+
+/** ServerResponse's writeHead, then the head noted by the response's NodeCall. One function for every response. */
+const writeHeadNoted = function (this: http.ServerResponse, ...args: unknown[]) {
+  const r = nodeWriteHead.apply(this, args);
+  (this as CallResponse)[CALL].headWritten();
+  return r;
+} as http.ServerResponse["writeHead"];
+
+/** node's emitCloseNT (lib/_http_server.js), for a response whose socket was detached. */
+function emitClose(res: http.ServerResponse): void {
+  const r = res as http.ServerResponse & { _closed?: boolean };
+  if (r._closed) return;
+  r.destroyed = true;
+  r._closed = true;
+  res.emit("close");
 }
 
 /** Spellings of the header names seen so far; bounded, since clients choose the names. */
