@@ -31,9 +31,10 @@ import { HOP_BY_HOP, type Headers, type StartResponse } from "./start-response.t
 export type NodeHandler = (req: http.IncomingMessage, res: http.ServerResponse) => unknown;
 
 /**
- * Response bytes held for the gateway before a further write of the handler waits: past it,
- * `res.write()` returns false and the write's callback (and 'drain') come once the gateway
- * took the chunks, so a handler that honours backpressure never runs ahead of the client.
+ * Response bytes held for the gateway before the handler's writes wait: past it, a write's
+ * callback (and so 'drain') comes only once the gateway took the chunks, so a handler that
+ * honours backpressure never runs far ahead of the client. (`res.write()` itself returns
+ * false past the socket's own 16 KiB mark, as on a real connection.)
  */
 const HIGH_WATER = 64 * 1024;
 
