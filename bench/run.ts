@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { apacheVersion, freePort, startApache, startNginx, type FrontServer } from "../test/support/front-servers.ts";
-import { APACHE_MODULES, BASELINE, CONTENDERS, ROOT, apacheConf, nginxConf, type Contender, type Plan } from "./lib/contenders.ts";
+import { APACHE_MODULES, BASELINE, CONTENDERS, EXPRESS_BASELINE, ROOT, apacheConf, nginxConf, type Contender, type Plan } from "./lib/contenders.ts";
 import { cpuMicros, group, killAllTrackedSync, spawnTracked, stopTracked, sumRssKiB, type Group, type Started } from "./lib/procs.ts";
 import { checkTargets, fmt, markdownTable, summarize, targetsMarkdown, targetsText, textTable, type Row, type Run } from "./lib/report.ts";
 import { abortWrk, runWrk } from "./lib/wrk.ts";
@@ -28,6 +28,10 @@ interface Workload {
   connections: number;
   workers: number;
   script?: string;
+  /** The only contenders that take part (default: every one whose `only` allows it). */
+  contenders?: string[];
+  /** The contender its ratios are taken against (default: BASELINE). */
+  baseline?: string;
 }
 
 const WORKLOADS: Workload[] = [
@@ -36,7 +40,12 @@ const WORKLOADS: Workload[] = [
   { id: "W3", what: "POST /upload, 1 MiB read fully", path: "upload", connections: 64, workers: 1, script: join(ROOT, "bench", "wrk", "post-1mib.lua") },
   { id: "W4", what: "GET /stream?mib=20 (20 MiB streamed in 64 KiB chunks)", path: "stream?mib=20", connections: 8, workers: 1 },
   { id: "W5", what: "W1 with 2 worker processes per contender", path: "hello", connections: 64, workers: 2 },
+  // Issue 10: what fromNodeHandler costs an Express app, against the same app on node:http.
+  { id: "W6", what: "GET /json from one Express app (res.json), under tsgi and on node:http", path: "json", connections: 64, workers: 1, contenders: ["express-node-http", "express-tsgi-fcgi-keep-unix"], baseline: EXPRESS_BASELINE },
 ];
+
+/** Whether contender `c` runs workload `w`. */
+const takesPart = (c: Contender, w: Workload) => (!c.only || c.only.includes(w.id)) && (!w.contenders || w.contenders.includes(c.id));
 
 const env = process.env;
 const { values: flags } = parseArgs({
@@ -88,13 +97,18 @@ for (const [name, v] of Object.entries({ rounds, seconds, warmup, threads })) {
 
 // ---- what it needs ----
 
+/** What the chosen contenders of the chosen workloads need and this machine lacks. */
 function missing(): string[] {
   const out: string[] = [];
   const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
-  for (const cmd of ["nginx", "wrk", "apache2"]) if (!has(cmd)) out.push(cmd);
-  if (!existsSync("/usr/bin/uwsgi")) out.push("/usr/bin/uwsgi (uwsgi-core)");
-  if (!existsSync("/usr/lib/uwsgi/plugins/python3_plugin.so")) out.push("uWSGI python3 plugin (uwsgi-plugin-python3)");
-  for (const m of APACHE_MODULES) if (!existsSync(`/usr/lib/apache2/modules/mod_${m}.so`)) out.push(`mod_${m}`);
+  const running = contenders.filter((c) => workloads.some((w) => takesPart(c, w)));
+  const apache = running.some((c) => c.front === "apache");
+  for (const cmd of ["nginx", "wrk", ...(apache ? ["apache2"] : [])]) if (!has(cmd)) out.push(cmd);
+  if (running.some((c) => c.id === "uwsgi-python")) {
+    if (!existsSync("/usr/bin/uwsgi")) out.push("/usr/bin/uwsgi (uwsgi-core)");
+    if (!existsSync("/usr/lib/uwsgi/plugins/python3_plugin.so")) out.push("uWSGI python3 plugin (uwsgi-plugin-python3)");
+  }
+  if (apache) for (const m of APACHE_MODULES) if (!existsSync(`/usr/lib/apache2/modules/mod_${m}.so`)) out.push(`mod_${m}`);
   return out;
 }
 
@@ -232,9 +246,11 @@ async function correctness(l: Live): Promise<void> {
     ["large", () => request(port, `${base}large`), (g) => g.bytes === 102400, "102400 bytes"],
     ["upload", () => request(port, `${base}upload`, MIB), (g) => g.body.trim() === '{"size":1048576}', '{"size":1048576}'],
     ["stream", () => request(port, `${base}stream?mib=20`), (g) => g.bytes === 20 * 1024 * 1024, "20 MiB"],
+    ["json", () => request(port, `${base}json`), (g) => g.body === '{"message":"Hello, world!"}', '{"message":"Hello, world!"}'],
   ];
   for (const [name, run, ok, expected] of checks) {
-    if (l.c.only && !l.c.only.some((w) => WORKLOADS.find((x) => x.id === w)?.path.startsWith(name))) continue;
+    // Each route is checked for the contenders of the workloads that request it.
+    if (!WORKLOADS.some((w) => w.path.startsWith(name) && takesPart(l.c, w))) continue;
     const g = await run();
     if (g.status !== 200 || !ok(g)) {
       throw new Error(`${l.c.id}: /${name} answered ${g.status} with ${g.bytes} bytes (${JSON.stringify(g.body.slice(0, 80))}), expected 200 and ${expected}\n` + `--- front error log (tail) ---\n${l.front!.errorLog().split("\n").slice(-15).join("\n")}\n` + (l.logPath ? `--- backend log (tail) ---\n${readFileSync(l.logPath, "utf8").split("\n").slice(-15).join("\n")}` : ""));
@@ -302,7 +318,7 @@ async function measure(l: Live, w: Workload, round: number, secs: number): Promi
 // ---- a phase: one worker count, its backends and fronts, its workloads ----
 
 async function phase(workers: number, phaseWorkloads: Workload[], runs: Run[]): Promise<void> {
-  const members = contenders.filter((c) => phaseWorkloads.some((w) => !c.only || c.only.includes(w.id)));
+  const members = contenders.filter((c) => phaseWorkloads.some((w) => takesPart(c, w)));
   if (!members.length) return;
   const dir = mkdtempSync(join(tmpdir(), "tsgi-bench-"));
   if (process.getuid?.() === 0) chmodSync(dir, 0o755);
@@ -338,7 +354,7 @@ async function phase(workers: number, phaseWorkloads: Workload[], runs: Run[]): 
     }
 
     for (const w of phaseWorkloads) {
-      const inW = live.filter((l) => !l.c.only || l.c.only.includes(w.id));
+      const inW = live.filter((l) => takesPart(l.c, w));
       console.log(`\n-- ${w.id}: ${w.what}, ${connectionsOverride ?? w.connections} connections, ${rounds} round${rounds > 1 ? "s" : ""} of ${seconds} s`);
       if (warmup > 0) {
         for (const l of inW) {
@@ -384,10 +400,11 @@ try {
   failure = e;
 }
 
-const rows: Row[] = summarize(runs, BASELINE);
+// Each workload's ratios against its own baseline (W6: the same Express app on node:http).
+const rows: Row[] = WORKLOADS.flatMap((w) => summarize(runs.filter((r) => r.workload === w.id), w.baseline ?? BASELINE));
 const minutes = ((Date.now() - t0) / 60_000).toFixed(1);
 const byWorkload = (id: string) => rows.filter((r) => r.workload === id);
-console.log(`\nmedians over ${rounds} round(s); × node = ratio to ${BASELINE} in the same round (median of the per-round ratios); CPU = utime+stime of all the backend's processes per request; worker = the worker process(es) alone; took ${minutes} min`);
+console.log(`\nmedians over ${rounds} round(s); × node = ratio to ${BASELINE} (W6: ${EXPRESS_BASELINE}) in the same round (median of the per-round ratios); CPU = utime+stime of all the backend's processes per request; worker = the worker process(es) alone; took ${minutes} min`);
 for (const w of WORKLOADS) {
   const rs = byWorkload(w.id);
   if (!rs.length) continue;
@@ -399,7 +416,11 @@ const targets = checkTargets(rows, BASELINE, idleMiB);
 if (idleMiB.size) {
   console.log(`\nworker RSS at rest (started, before any request), MiB: ${[...idleMiB].map(([c, m]) => `${c} ${fmt(m, 1)}`).join(", ")}`);
 }
-if (targets.length) console.log(`\nissue 4 targets:\n${targetsText(targets)}`);
+const w6 = rows.find((r) => r.workload === "W6" && r.contender === "express-tsgi-fcgi-keep-unix");
+if (w6?.rpsRatio != null) {
+  console.log(`\nW6: Express under tsgi ${fmt(w6.rpsRatio, 2)}x the req/s of Express on node:http (CPU/request ${w6.cpuRatio === null ? "–" : `${fmt(w6.cpuRatio, 2)}x`}); target ≥ 1.0x: ${w6.rpsRatio >= 1 ? "met" : "MISSED"}`);
+}
+if (targets.length) console.log(`\ntargets (issue 4; W6: issue 10):\n${targetsText(targets)}`);
 
 if (runs.length) {
   const resultsDir = join(ROOT, "bench", "results");
@@ -410,13 +431,13 @@ if (runs.length) {
     "",
     `tsgi ${machine.git}; ${machine.nproc} CPUs (${machine.cpu}), Linux ${machine.kernel}; node ${machine.node}, ${machine.nginx}, ${machine.apache}, uWSGI ${machine.uwsgi}, ${machine.wrk}.`,
     `${rounds} interleaved round(s) of ${seconds} s per contender and workload (warm-up ${warmup} s), wrk ${threads} thread(s), one nginx worker process; took ${minutes} min${failure ? " — INCOMPLETE (stopped by an error)" : ""}.`,
-    `Medians over rounds; × node = ratio to \`${BASELINE}\` in the same round; CPU = utime+stime of all the backend's processes (tsgi: master + workers) per completed request; worker = the worker process(es) alone.`,
+    `Medians over rounds; × node = ratio to \`${BASELINE}\` (W6: \`${EXPRESS_BASELINE}\`) in the same round; CPU = utime+stime of all the backend's processes (tsgi: master + workers) per completed request; worker = the worker process(es) alone.`,
     "",
     ...CONTENDERS.filter((c) => settings.contenders.includes(c.id)).map((c) => `- \`${c.id}\`: ${c.what}`),
     "",
     ...WORKLOADS.filter((w) => byWorkload(w.id).length).flatMap((w) => [`## ${w.id}: ${w.what}, ${connectionsOverride ?? w.connections} connections`, "", markdownTable(byWorkload(w.id)), ""]),
     ...(idleMiB.size ? ["## Worker RSS at rest (started, before any request)", "", "| contender | MiB |", "|---|---:|", ...[...idleMiB].map(([c, m]) => `| ${c} | ${fmt(m, 1)} |`), ""] : []),
-    ...(targets.length ? ["## Issue 4 targets", "", targetsMarkdown(targets), ""] : []),
+    ...(targets.length ? ["## Targets (issue 4; W6: issue 10)", "", targetsMarkdown(targets), ""] : []),
   ].join("\n");
   writeFileSync(join(resultsDir, `${flags.out}.md`), md);
   console.log(`\nwrote bench/results/${flags.out}.json and bench/results/${flags.out}.md`);

@@ -41,3 +41,7 @@ export {
   type MiddlewareFactory,
 } from "./gateway/middleware.ts";
 export { requestFinished, type RequestFinished, type RequestFinishedListener } from "./gateway/request-finished.ts";
+
+// Combining frameworks (DESIGN §3): a node:http handler (Express, Connect, Fastify) as an
+// application, an application as a node:http handler, and dispatch on a path prefix.
+export { fromNodeHandler, mount, toNodeHandler, type NodeHandler } from "./gateway/adapters.ts";

@@ -45,6 +45,8 @@ export interface Contender {
 }
 
 export const BASELINE = "node-http";
+/** W6's baseline: the same Express app as express-tsgi-fcgi-keep-unix, on node:http. */
+export const EXPRESS_BASELINE = "express-node-http";
 
 const prefix = (id: string) => `/c/${id}/`;
 
@@ -52,11 +54,11 @@ const prefix = (id: string) => `/c/${id}/`;
 // the backend's flow control rather than nginx's disk.
 const NO_TEMP = "proxy_max_temp_file_size 0; fastcgi_max_temp_file_size 0; uwsgi_max_temp_file_size 0;";
 
-function tsgi(ctx: Ctx, listen: string): BackendSpec["args"] {
+function tsgi(ctx: Ctx, listen: string, app = "tsgi-app.mjs"): BackendSpec["args"] {
   return [
     join(ROOT, "bin", "tsgi.js"),
     "serve",
-    join(APPS, "tsgi-app.mjs"),
+    join(APPS, app),
     "--listen",
     listen,
     "--processes",
@@ -67,9 +69,9 @@ function tsgi(ctx: Ctx, listen: string): BackendSpec["args"] {
   ];
 }
 
-function tsgiUnix(ctx: Ctx, id: string, proto: "uwsgi" | "fastcgi"): BackendSpec {
+function tsgiUnix(ctx: Ctx, id: string, proto: "uwsgi" | "fastcgi", app?: string): BackendSpec {
   const path = join(ctx.dir, `${id}.sock`);
-  return { cmd: process.execPath, args: tsgi(ctx, `${proto}:unix:${path}`), ready: { path }, children: ctx.workers };
+  return { cmd: process.execPath, args: tsgi(ctx, `${proto}:unix:${path}`, app), ready: { path }, children: ctx.workers };
 }
 
 function nodeApp(ctx: Ctx, file: string, port: number): BackendSpec {
@@ -216,6 +218,41 @@ export const CONTENDERS: Contender[] = [
       const backend = tsgiUnix(ctx, this.id, "uwsgi");
       const path = (backend.ready as { path: string }).path;
       return { backend, apache: `ProxyPass "${prefix(this.id)}" "unix:${path}|uwsgi://localhost${prefix(this.id)}"` };
+    },
+  },
+  // W6 (issue 10): the same Express app (apps/express-app.mjs) on node:http and under tsgi.
+  {
+    id: "express-node-http",
+    what: "W6: nginx proxy_pass → Express on node:http, upstream keepalive, TCP (W6's baseline)",
+    front: "nginx",
+    only: ["W6"],
+    async plan(ctx) {
+      const port = await ctx.port();
+      return {
+        backend: nodeApp(ctx, "express-node-http.mjs", port),
+        nginx: {
+          upstream: upstreamKeepalive("express_http", `127.0.0.1:${port}`),
+          location: `location ${prefix(this.id)} { proxy_pass http://express_http/; proxy_http_version 1.1; proxy_set_header Connection ""; }`,
+        },
+      };
+    },
+  },
+  {
+    id: "express-tsgi-fcgi-keep-unix",
+    what: "W6: nginx fastcgi_pass + fastcgi_keep_conn on + upstream keepalive → tsgi, the Express app through fromNodeHandler, unix socket",
+    front: "nginx",
+    only: ["W6"],
+    tsgi: true,
+    async plan(ctx) {
+      const backend = tsgiUnix(ctx, this.id, "fastcgi", "express-tsgi.ts");
+      const path = (backend.ready as { path: string }).path;
+      return {
+        backend,
+        nginx: {
+          upstream: upstreamKeepalive("express_tsgi_keep", `unix:${path}`),
+          location: `location ${prefix(this.id)} { fastcgi_pass express_tsgi_keep; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }`,
+        },
+      };
     },
   },
   {

@@ -183,6 +183,10 @@ export function checkTargets(rows: Row[], baseline: string, idleMiB: Map<string,
       if (r?.workerRssGrowthMiB != null) add(`${w} worker RSS growth ≤ 64 MiB`, c, `${fmt(r.workerRssGrowthMiB, 1)} MiB`, r.workerRssGrowthMiB <= 64);
     }
   }
+  // Issue 10: an Express app under tsgi (fromNodeHandler) against the same app on node:http.
+  const w6 = row("W6", "express-tsgi-fcgi-keep-unix");
+  if (w6?.rpsRatio != null) add("W6 req/s ≥ 1.0× express-node-http", w6.contender, `${fmt(w6.rpsRatio, 2)}×`, w6.rpsRatio >= 1);
+  if (w6?.cpuRatio != null) add("W6 CPU/request ≤ express-node-http", w6.contender, `${fmt(w6.cpuRatio, 2)}× (${fmt(w6.cpuUsPerReq, 1)} µs)`, w6.cpuRatio <= 1);
   return out;
 }
 

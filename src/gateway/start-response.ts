@@ -18,7 +18,7 @@ export type Write = (chunk: Chunk) => void | Promise<void>;
 export type StartResponse = (status: string, headers: Headers, excInfo?: unknown) => Write;
 
 // RFC 9110 §7.6.1: connection-specific header fields; the front server owns them.
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-authenticate",

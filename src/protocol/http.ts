@@ -47,6 +47,67 @@ export function httpParams(req: http.IncomingMessage): string[] {
   return params;
 }
 
+/**
+ * The tsgi side of one node:http exchange: the request body as `tsgi.input` (the socket paused
+ * while the application has too much unread), the response as a ResponseSink, and the abort
+ * raised when the connection closes first. Shared by the HTTP listener and `toNodeHandler`
+ * (gateway/adapters.ts), so both carry a response the same way.
+ */
+export function nodeExchange(req: http.IncomingMessage, res: http.ServerResponse, maxBody: number): { input: TsgiInput; sink: ResponseSink; abort: RequestAbort } {
+  const length = req.headers["content-length"];
+  const input = new TsgiInput(
+    length !== undefined && /^\d+$/.test(length) ? Number(length) : null,
+    { pause: (paused) => (paused ? req.pause() : req.resume()) },
+    maxBody,
+  );
+  req.on("data", (chunk: Buffer) => input.feed(chunk));
+  req.on("end", () => input.finish());
+  const controller = new RequestAbort();
+  let ended = false;
+  // What was still queued when the connection failed never reached the client (the access
+  // log counts what left); by 'close' the socket has dropped its queue, so it is read first.
+  let unsent = 0;
+  const socket = req.socket;
+  const onSocketError = () => (unsent = socket.writableLength);
+  socket.prependListener("error", onSocketError);
+  res.on("close", () => {
+    socket.off("error", onSocketError);
+    if (ended) return;
+    ended = true;
+    clientGone(controller, input, "connection closed");
+  });
+  const sink: ResponseSink = {
+    send(head, chunk, last) {
+      if (ended) return undefined;
+      if (!head.sent) {
+        head.sent = true;
+        const code = head.code;
+        const reason = head.status!.slice(4);
+        res.writeHead(code, reason, head.headers.flat());
+      }
+      let ok = true;
+      if (chunk) ok = res.write(chunk);
+      // node:http corks a response's first write until the next tick: a synchronous body
+      // would hold it back while its next() runs (the chunk goes out as it is yielded).
+      if (!last && res.socket?.writableCorked) res.socket.uncork();
+      if (last) {
+        ended = true;
+        res.end();
+        return undefined;
+      }
+      return ok ? undefined : drained(res);
+    },
+    abort() {
+      if (ended) return;
+      ended = true;
+      if (res.headersSent && !res.socket?.destroyed) cutConnection(res.socket!);
+      else res.destroy();
+    },
+    unsent: () => unsent,
+  };
+  return { input, sink, abort: controller };
+}
+
 /** At most one refusal line a second per listener (as the native listeners: stream_server.h's kRefusedReportMs). */
 const REFUSED_REPORT_MS = 1000;
 
@@ -54,58 +115,8 @@ const REFUSED_REPORT_MS = 1000;
 export function createHttpServer(site: Site, isPipe = false): http.Server {
   const server = http.createServer({ requestTimeout: 0, headersTimeout: site.headerTimeout || 10_000 }, (req, res) => {
     const peer = describePeer(req.socket);
-    const length = req.headers["content-length"];
-    const input = new TsgiInput(
-      length !== undefined && /^\d+$/.test(length) ? Number(length) : null,
-      { pause: (paused) => (paused ? req.pause() : req.resume()) },
-      site.maxBody,
-    );
-    req.on("data", (chunk: Buffer) => input.feed(chunk));
-    req.on("end", () => input.finish());
-    const controller = new RequestAbort();
-    let ended = false;
-    // What was still queued when the connection failed never reached the client (the access
-    // log counts what left); by 'close' the socket has dropped its queue, so it is read first.
-    let unsent = 0;
-    const socket = req.socket;
-    const onSocketError = () => (unsent = socket.writableLength);
-    socket.prependListener("error", onSocketError);
-    res.on("close", () => {
-      socket.off("error", onSocketError);
-      if (ended) return;
-      ended = true;
-      clientGone(controller, input, "connection closed");
-    });
-    const sink: ResponseSink = {
-      send(head, chunk, last) {
-        if (ended) return undefined;
-        if (!head.sent) {
-          head.sent = true;
-          const code = head.code;
-          const reason = head.status!.slice(4);
-          res.writeHead(code, reason, head.headers.flat());
-        }
-        let ok = true;
-        if (chunk) ok = res.write(chunk);
-        // node:http corks a response's first write until the next tick: a synchronous body
-        // would hold it back while its next() runs (the chunk goes out as it is yielded).
-        if (!last && res.socket?.writableCorked) res.socket.uncork();
-        if (last) {
-          ended = true;
-          res.end();
-          return undefined;
-        }
-        return ok ? undefined : drained(res);
-      },
-      abort() {
-        if (ended) return;
-        ended = true;
-        if (res.headersSent && !res.socket?.destroyed) cutConnection(res.socket!);
-        else res.destroy();
-      },
-      unsent: () => unsent,
-    };
-    site.serve(httpParams(req), input, sink, controller, { peer, protocol: "http" });
+    const { input, sink, abort } = nodeExchange(req, res, site.maxBody);
+    site.serve(httpParams(req), input, sink, abort, { peer, protocol: "http" });
   });
   if (site.maxConnections > 0) server.maxConnections = site.maxConnections;
   const allow = site.allow;
