@@ -3,10 +3,8 @@
 // its router is mounted at /api; the TSGI side sees SCRIPT_NAME "" and PATH_INFO the path.
 //   tsgi serve conf-examples/combined/tsgi.ts --listen fastcgi:unix:/run/tsgi/combined.sock
 // behind nginx as in conf-examples/nginx/fastcgi-keepconn.conf (needs `npm install express`).
-// In a project of your own, import these from "tsgi".
 import express from "express";
-import { fromNodeHandler, mount } from "../../src/index.ts";
-import type { Application } from "../../src/gateway/request.ts";
+import { fromNodeHandler, mount, type Application } from "tsgi";
 
 const api = express.Router();
 api.get("/status", (req, res) => {

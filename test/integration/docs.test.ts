@@ -51,7 +51,10 @@ let scratch: string;
 beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), "tsgi-docs-"));
 });
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of [scratch, ...made]) rmSync(dir, { recursive: true, force: true });
+});
 
 test("every block of docs/deploy.md says how it is checked", () => {
   expect(guide.length).toBeGreaterThan(10);
@@ -60,7 +63,11 @@ test("every block of docs/deploy.md says how it is checked", () => {
 });
 
 test("the TypeScript blocks type-check against the package, as one project", () => {
-  const dir = join(scratch, "ts");
+  // Inside the checkout's node_modules, so that the blocks' other imports (express) resolve
+  // as they would in a project that installed them.
+  mkdirSync(join(ROOT, "node_modules", ".cache"), { recursive: true });
+  const dir = mkdtempSync(join(ROOT, "node_modules", ".cache", "tsgi-docs-ts-"));
+  made.push(dir);
   const files: string[] = [];
   for (const b of of("ts")) {
     const name = /^\/\/ (\S+\.ts)\n/.exec(b.text)?.[1];
