@@ -27,7 +27,7 @@ import { TsgiInput } from "./input.ts";
 import { runRequest, type Application, type RequestLog } from "./request.ts";
 import { HOP_BY_HOP, type Headers, type StartResponse } from "./start-response.ts";
 
-/** A node:http request listener, as `http.createServer(handler)` takes it (Express and Connect apps are ones). */
+/** A node:http request listener, as node:http's createServer takes it (Express and Connect apps are ones). */
 export type NodeHandler = (req: http.IncomingMessage, res: http.ServerResponse) => unknown;
 
 /**

@@ -42,7 +42,8 @@ function makeInstall(dir: string, bundle: boolean): string {
   mkdirSync(dir);
   const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { files: string[] };
   for (const part of ["package.json", ...pkg.files]) {
-    if (part === "dist" || !existsSync(join(ROOT, part))) continue;
+    // No prebuilt addon either (npm pack leaves one in prebuilds/): an install without any.
+    if (part === "dist" || part === "prebuilds" || !existsSync(join(ROOT, part))) continue;
     cpSync(join(ROOT, part), join(dir, part), { recursive: true });
   }
   symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
