@@ -75,6 +75,16 @@ if (flags.help || flags.list) {
   process.exit(0);
 }
 
+// tsgi as users run it: from dist/ (bin/tsgi.js falls back to src/ through tsx when dist/ is
+// older than a file of src/, which would measure tsx's transforms, not tsgi). Built here when stale.
+{
+  const built = spawnSync(process.execPath, [join(ROOT, "scripts", "build-js.mjs"), "--if-stale"], { stdio: "inherit" });
+  if (built.status !== 0) {
+    console.error("bench: npm run build:js failed: tsgi would run from src/ through tsx");
+    process.exit(1);
+  }
+}
+
 const quick = flags.quick;
 flags.out ??= quick ? "quick" : "latest";
 const rounds = Number(quick ? "1" : flags.rounds);

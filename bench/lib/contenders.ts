@@ -244,7 +244,7 @@ export const CONTENDERS: Contender[] = [
     only: ["W6"],
     tsgi: true,
     async plan(ctx) {
-      const backend = tsgiUnix(ctx, this.id, "fastcgi", "express-tsgi.ts");
+      const backend = tsgiUnix(ctx, this.id, "fastcgi", "express-tsgi.mjs");
       const path = (backend.ready as { path: string }).path;
       return {
         backend,

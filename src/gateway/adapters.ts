@@ -213,7 +213,12 @@ class NodeCall implements AsyncIterator<Chunk> {
     req.headers = headers;
     req.rawHeaders = raw;
     const input = env["tsgi.input"];
-    if (input === TsgiInput.EMPTY || env.CONTENT_LENGTH === "0") {
+    // No body: none sent (CONTENT_LENGTH 0, or none and no chunked request body, as for every
+    // GET). The request is complete at once, so that its release destroys nothing: a destroyed
+    // request takes its socket down, and each stream on the way builds an error with a stack.
+    const length = env.CONTENT_LENGTH;
+    const noBody = input === TsgiInput.EMPTY || length === "0" || ((length === undefined || length === "") && env.HTTP_TRANSFER_ENCODING === undefined);
+    if (noBody) {
       req.complete = true;
       req.push(null);
     } else {
