@@ -139,17 +139,20 @@ export function program(): Command {
     .argument("[dir]", "the project root (default: ./NAME); never overwritten")
     .option("--tsgi-spec <spec>", "what package.json's dependency on tsgi says (default: the tsgi running — the tarball or folder it was installed from, ^VERSION from a registry, a checkout itself)")
     .action(async (name: string, dir: string | undefined, flags: { tsgiSpec?: string }) => {
-      const { startProject, writeDeployFiles } = await import("./project/startproject.ts");
+      const { linkTsgi, startProject, writeDeployFiles } = await import("./project/startproject.ts");
       const made = startProject(name, { dir, tsgiSpec: flags.tsgiSpec, version: version(), tsgiRoot: ROOT });
       const deploy = await writeDeployFiles(made.root, name, version());
+      const linked = linkTsgi(made.root, ROOT);
       const cd = relative(process.cwd(), made.root) || ".";
       process.stdout.write(
         [
           `wrote project ${name} in ${made.root}:`,
           ...[...made.files.filter((f) => !f.endsWith(".gitignore")), ...deploy].map((f) => `  ${f}`),
           "",
+          ...(linked ? [`node_modules/tsgi links to this tsgi (${ROOT}), so the project runs at once; npm install puts its dependency there.`] : []),
+          "",
           "next:",
-          `  cd ${cd} && npm install`,
+          `  cd ${cd}`,
           "  npx tsgi runserver              # http://127.0.0.1:8000/, reloading on every change",
           "  npx tsgi daemon -c tsgi.toml    # the site on its sockets (deploy/ has the nginx, Apache and systemd files)",
           "",

@@ -3,6 +3,7 @@
 // `npx tsgi daemon -c tsgi.toml` behind nginx or Apache:
 //
 //   DIR/                  the project root (DIR, default ./NAME): tsgi commands run here
+//     node_modules/tsgi   a link to the tsgi that wrote it, until `npm install` (linkTsgi)
 //     package.json        depends on tsgi; scripts dev (runserver), start (daemon), check
 //     tsgi.toml           the daemon configuration: one site, NAME
 //     run/                the site's sockets and the control socket
@@ -15,7 +16,7 @@
 // which. NAME must be an identifier that is no JavaScript keyword and no module a project
 // imports by name (a Node built-in, tsgi).
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { userInfo } from "node:os";
@@ -191,6 +192,21 @@ export function startProject(name: string, o: StartProjectOptions): StartProject
 /** The files writeDeployFiles writes. */
 function deployFiles(name: string): string[] {
   return ["nginx.conf", "nginx-uwsgi.conf", "apache.conf", "tsgi.service", `tsgi-${name}.socket`].map((f) => join("deploy", f));
+}
+
+/**
+ * node_modules/tsgi, a link to the tsgi that wrote the project (and node_modules/.bin/tsgi), so
+ * that the project runs at once — `npx tsgi runserver`, `import … from "tsgi"` — before any
+ * `npm install`, which later puts the dependency package.json names in its place. Nothing is
+ * linked where a node_modules/tsgi is already.
+ */
+export function linkTsgi(root: string, tsgiRoot: string): boolean {
+  const modules = join(root, "node_modules");
+  if (existsSync(join(modules, "tsgi"))) return false;
+  mkdirSync(join(modules, ".bin"), { recursive: true });
+  symlinkSync(realpathSync(tsgiRoot), join(modules, "tsgi"), "dir");
+  if (!existsSync(join(modules, ".bin", "tsgi"))) symlinkSync(join("..", "tsgi", "bin", "tsgi.js"), join(modules, ".bin", "tsgi"));
+  return true;
 }
 
 /** deploy/: what `tsgi conf nginx|apache|systemd NAME` writes for the project's tsgi.toml. */

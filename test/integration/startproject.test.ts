@@ -93,6 +93,26 @@ describe("tsgi startproject mysite", () => {
     expect(existsSync(join(scratch, `n-${name}`))).toBe(false);
   });
 
+  test("it runs at once, before npm install: node_modules/tsgi links to the tsgi that wrote it, npx tsgi runserver answers", async () => {
+    const quick = join(scratch, "quick");
+    const made = tsgi(["startproject", "quick", quick], scratch);
+    expect(made.status, made.stderr).toBe(0);
+    expect(made.stdout).toContain("node_modules/tsgi links to this tsgi");
+    const port = await freePort();
+    const dev = spawn("npx", ["--offline", "tsgi", "runserver", `127.0.0.1:${port}`], { cwd: quick, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    let out = "";
+    dev.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+    dev.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
+    const exited = new Promise((r) => dev.once("exit", r));
+    try {
+      const body = await poll(`runserver answering (output: ${out})`, 30_000, async () => (await fetch(`http://127.0.0.1:${port}/now`).catch(() => null))?.text(), 200);
+      expect(body).toBe("Hello from quick: GET /now\n");
+    } finally {
+      process.kill(-dev.pid!, "SIGTERM");
+      await exited;
+    }
+  }, 60_000);
+
   test("npx tsgi check passes on its tsgi.toml", () => {
     const r = spawnSync("npx", ["tsgi", "check", "-c", "tsgi.toml"], { cwd: project, encoding: "utf8", timeout: 60_000 });
     expect(r.stderr).toBe("");
