@@ -10,9 +10,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { buildEnviron, type Body, type Environ } from "../../src/gateway/environ.ts";
-import { fileWrapper } from "../../src/gateway/body.ts";
-import { TsgiInput } from "../../src/gateway/input.ts";
+import type { Body, Environ } from "../../src/gateway/environ.ts";
+import { environ } from "../regressions/support/runner-harness.ts";
 import { RequestAbort } from "../../src/gateway/abort.ts";
 import { runRequest, type Application, type ResponseSink } from "../../src/gateway/request.ts";
 import type { ResponseHead, StartResponse } from "../../src/gateway/start-response.ts";
@@ -39,18 +38,6 @@ function recorder() {
   return { sink, sent };
 }
 
-function environ(abort: RequestAbort): Environ {
-  const r = buildEnviron(["REQUEST_METHOD", "GET", "DOCUMENT_URI", "/x", "SERVER_NAME", "h", "SERVER_PORT", "80"], {
-    mount: "",
-    input: TsgiInput.of(),
-    errors: { write() {}, flush() {} },
-    multiprocess: false,
-    abort,
-    fileWrapper,
-  });
-  if (!("environ" in r)) throw r.error;
-  return r.environ;
-}
 
 /** What happened, in order: closes, listener calls, log lines. */
 let events: string[] = [];
@@ -70,7 +57,7 @@ function listen(label = "finished"): void {
 
 async function run(app: Application, controller = new RequestAbort()) {
   const { sink, sent } = recorder();
-  const env = environ(controller);
+  const env = environ("GET", controller);
   const outcome = await runRequest(app, env, sink, { abort: controller, log });
   return { sent, outcome, env };
 }
@@ -169,7 +156,7 @@ describe("applyMiddleware and Middleware", () => {
       },
       [tag("outer"), Stamp, tag("inner")],
     );
-    const b = await app(environ(new RequestAbort()), (_s, h) => {
+    const b = await app(environ("GET", new RequestAbort()), (_s, h) => {
       headers = h;
       return () => {};
     });
@@ -195,7 +182,7 @@ describe("applyMiddleware and Middleware", () => {
     const { sent } = await run(application);
     expect(sent).toMatchObject({ status: "200 OK", body: "Hello World from /x", ended: true });
     // Function.prototype's methods, as any application has them.
-    expect([...(application.call(null, environ(new RequestAbort()), () => () => {}) as Iterable<string>)]).toEqual(["Hello World from /x"]);
+    expect([...(application.call(null, environ("GET", new RequestAbort()), () => () => {}) as Iterable<string>)]).toEqual(["Hello World from /x"]);
   });
 
   it("coded errors: a plain class, a subclass without handle(), a middleware returning no application", () => {
