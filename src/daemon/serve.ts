@@ -2,10 +2,13 @@
 // the master of that one site's process group (src/daemon/master.ts): SIGTERM stops
 // gracefully, a second SIGTERM or SIGINT at once, SIGHUP reloads every worker, SIGUSR1 reopens
 // the log files. A site that cannot start ends it with status 1. Every line it writes goes to
-// the error log, in its format.
+// the error log, in its format. Under systemd it behaves as `tsgi daemon` does: sockets passed
+// by a socket unit (LISTEN_FDS) serve the --listen entries with the same address, and with
+// NOTIFY_SOCKET set it says READY=1, RELOADING=1, STOPPING=1 (a unit may be Type=notify).
 
 import { createLogger, logDestination } from "../log.ts";
 import { Master, type SiteDefinition } from "./master.ts";
+import { listenFds, notifier } from "./systemd.ts";
 
 export async function serveSite(site: SiteDefinition): Promise<void> {
   const s = site.settings;
@@ -16,6 +19,7 @@ export async function serveSite(site: SiteDefinition): Promise<void> {
   }
   const master = new Master({
     log,
+    notifier: notifier(log),
     siteLog: () => log,
     file: null,
     exitOnSiteFailure: true,
@@ -24,5 +28,7 @@ export async function serveSite(site: SiteDefinition): Promise<void> {
       for (const g of groups) for (const a of g.addresses()) log.info(`listening on ${a} (${workers})`);
     },
   });
+  master.sockets.inherit(listenFds(log));
   await master.start([site]);
+  master.sockets.closeUnclaimed();
 }
