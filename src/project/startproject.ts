@@ -19,9 +19,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { basename, dirname, join, relative, resolve } from "node:path";
-import { userInfo } from "node:os";
-import { execFileSync } from "node:child_process";
 import { tsgiError } from "../errors.ts";
+import { resolveUser } from "../daemon/users.ts";
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const KEYWORDS = new Set(
@@ -55,10 +54,10 @@ export function projectNameProblem(name: string): string | null {
   return null;
 }
 
-/** Whether the user www-data exists: the workers' user when the daemon is started as root (Debian's nginx and Apache run as it). */
+/** Whether the user www-data exists (through the name service, as the daemon resolves users): the workers' user when the daemon is started as root (Debian's nginx and Apache run as it). */
 function wwwData(): boolean {
   try {
-    execFileSync("id", ["-u", "www-data"], { stdio: "ignore" });
+    resolveUser("www-data");
     return true;
   } catch {
     return false;
@@ -177,7 +176,7 @@ export function startProject(name: string, o: StartProjectOptions): StartProject
   if (!o.dir && existsSync(root) && readdirSync(root).length > 0) {
     throw tsgiError("TSGI_ERR_PROJECT_EXISTS", { root, files: "a folder of that name with files in it (give DIR to write into a folder that has some)" });
   }
-  const asRoot = process.getuid?.() === 0 && userInfo().uid === 0 && wwwData();
+  const asRoot = process.getuid?.() === 0 && wwwData();
   const wanted = files(name, { tsgiSpec: o.tsgiSpec ?? defaultTsgiSpec(o.tsgiRoot, o.version), asRoot });
   const there = [...Object.keys(wanted), ...deployFiles(name)].filter((f) => existsSync(join(root, f)));
   if (there.length > 0) throw tsgiError("TSGI_ERR_PROJECT_EXISTS", { root, files: there.join(", ") });

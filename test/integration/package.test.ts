@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { freePort, startApache, startNginx, type FrontServer } from "../support/front-servers.ts";
-import { poll } from "../support/daemon.ts";
+import { poll, runserverGet } from "../support/daemon.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version as string;
@@ -206,14 +206,8 @@ describe("the README's steps, from nothing to a site behind nginx and Apache wit
   async function runLine(line: string): Promise<void> {
     line = line.replaceAll("/path/to/tsgi-0.1.0.tgz", tarball);
     if (line === "npx tsgi runserver") {
-      const port = await freePort();
-      const dev = spawn("npx", ["tsgi", "runserver", `127.0.0.1:${port}`], { cwd, env, stdio: "ignore", detached: true });
-      background.push(dev);
-      const body = await poll("runserver answering", 30_000, async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => null))?.text(), 200);
+      const { body } = await runserverGet(cwd, "/", { env });
       expect(body).toBe("Hello from mysite: GET /\n");
-      const exited = new Promise((r) => dev.once("exit", r));
-      process.kill(-dev.pid!, "SIGTERM");
-      await exited;
       return;
     }
     if (line === "npx tsgi daemon -c tsgi.toml") {

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { freePort, startApache, startNginx, type FrontServer } from "../support/front-servers.ts";
-import { poll } from "../support/daemon.ts";
+import { poll, runserverGet } from "../support/daemon.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "bin", "tsgi.js");
@@ -99,19 +99,8 @@ describe("tsgi startproject mysite", () => {
     const made = tsgi(["startproject", "quick", quick], scratch);
     expect(made.status, made.stderr).toBe(0);
     expect(made.stdout).toContain("node_modules/tsgi links to this tsgi");
-    const port = await freePort();
-    const dev = spawn("npx", ["--offline", "tsgi", "runserver", `127.0.0.1:${port}`], { cwd: quick, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    let out = "";
-    dev.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-    dev.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
-    const exited = new Promise((r) => dev.once("exit", r));
-    try {
-      const body = await poll(`runserver answering (output: ${out})`, 30_000, async () => (await fetch(`http://127.0.0.1:${port}/now`).catch(() => null))?.text(), 200);
-      expect(body).toBe("Hello from quick: GET /now\n");
-    } finally {
-      process.kill(-dev.pid!, "SIGTERM");
-      await exited;
-    }
+    const { body } = await runserverGet(quick, "/now", { npxArgs: ["--offline"] });
+    expect(body).toBe("Hello from quick: GET /now\n");
   }, 60_000);
 
   test("npx tsgi check passes on its tsgi.toml", () => {
@@ -121,24 +110,9 @@ describe("tsgi startproject mysite", () => {
   });
 
   test("npx tsgi runserver answers with the example application", async () => {
-    const port = await freePort();
-    // Its own process group (npx, the supervisor, its server processes): stopped as one.
-    const dev = spawn("npx", ["tsgi", "runserver", `127.0.0.1:${port}`], { cwd: project, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    let out = "";
-    dev.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-    dev.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
-    const exited = new Promise((r) => dev.once("exit", r));
-    try {
-      const body = await poll(`runserver answering (output: ${out})`, 30_000, async () => {
-        const res = await fetch(`http://127.0.0.1:${port}/dev`).catch(() => null);
-        return res ? res.text() : null;
-      }, 200);
-      expect(body).toBe("Hello from mysite: GET /dev\n");
-      expect(out).toContain("using settings 'mysite/settings'");
-    } finally {
-      process.kill(-dev.pid!, "SIGTERM");
-      await exited;
-    }
+    const { body, output } = await runserverGet(project, "/dev");
+    expect(body).toBe("Hello from mysite: GET /dev\n");
+    expect(output).toContain("using settings 'mysite/settings'");
   }, 60_000);
 
   describe("tsgi daemon -c tsgi.toml, behind the deploy/ files", () => {

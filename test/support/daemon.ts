@@ -127,3 +127,25 @@ export function controlStatus(controlPath: string): Promise<{ sites: SiteStatusJ
     });
   });
 }
+
+/**
+ * `npx tsgi runserver 127.0.0.1:PORT` in `cwd` (a project), as a user runs it: the body of
+ * GET `path` once it answers, and what it printed; then stopped, its whole process group
+ * (npx, the supervisor, its server processes) with SIGTERM.
+ */
+export async function runserverGet(cwd: string, path: string, o: { npxArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<{ body: string; output: string }> {
+  const { freePort } = await import("./front-servers.ts");
+  const port = await freePort();
+  const dev = spawn("npx", [...(o.npxArgs ?? []), "tsgi", "runserver", `127.0.0.1:${port}`], { cwd, env: o.env ?? process.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let output = "";
+  dev.stdout!.setEncoding("utf8").on("data", (d: string) => (output += d));
+  dev.stderr!.setEncoding("utf8").on("data", (d: string) => (output += d));
+  const exited = new Promise((r) => dev.once("exit", r));
+  try {
+    const body = await poll(`runserver answering (output: ${output})`, 30_000, async () => (await fetch(`http://127.0.0.1:${port}${path}`).catch(() => null))?.text(), 200);
+    return { body, output };
+  } finally {
+    process.kill(-dev.pid!, "SIGTERM");
+    await exited;
+  }
+}
