@@ -13,7 +13,7 @@ import { tsgiError } from "../errors.ts";
 import { exposedListener, exposedProblem } from "./allow.ts";
 import { isModulePath, splitAppSpec } from "./app.ts";
 import { isPackageFile, resolvePackage } from "./app-resolve.ts";
-import { settingsFile } from "../project/settings.ts";
+import { settingsFile, settingsTried } from "../project/settings.ts";
 import { parseListen, type ListenSpec } from "./listen.ts";
 import { DAEMON_SETTINGS, SETTING_LIST, coerce, defaults, type SiteSettings } from "./settings/index.ts";
 
@@ -274,7 +274,7 @@ class Reader {
               found = false;
             }
           }
-          if (!found) p.add(origin("settings") ?? where, "settings", `no module ${module}: no file ${resolve(cwd, module)}{.ts,.mts,.cts,.js,.mjs,.cjs,/index.ts,/index.js}${isModulePath(module) ? "" : ", and no package of that name"}`);
+          if (!found) p.add(origin("settings") ?? where, "settings", `no module ${module}: ${settingsTried(module, cwd)}${isModulePath(module) ? "" : ", and no package of that name"}`);
         }
       }
 

@@ -21,6 +21,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parse } from "smol-toml";
 import { tsgiError } from "../errors.ts";
+import { MODULE_EXTENSIONS } from "./settings.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { BIN, ROOT } from "../paths.ts";
 import { describeListen, parseListen } from "../daemon/listen.ts";
@@ -37,7 +38,6 @@ export const GRACEFUL_MS = 5000;
 /** A server process that dies on its own sooner than this after it was ready is not started again until a change. */
 const CRASH_LOOP_MS = 2000;
 const ERROR_PAGE_APP = join(ROOT, "src", "project", "error-page.ts");
-const SETTINGS_EXTENSIONS = [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"];
 
 /** `8000`, `0.0.0.0:8000`, `[::1]:8000`, `localhost:8000`; none: 127.0.0.1:8000. */
 export function parseAddrPort(text: string | undefined): { host: string; port: number } {
@@ -82,7 +82,7 @@ export function findSettingsModule(root: string, flag: string | undefined, env: 
   const found: string[] = [];
   for (const dir of readdirSync(root, { withFileTypes: true })) {
     if (!dir.isDirectory() || dir.name.startsWith(".") || dir.name === "node_modules") continue;
-    if (SETTINGS_EXTENSIONS.some((ext) => existsSync(join(root, dir.name, `settings${ext}`)))) found.push(`${dir.name}/settings`);
+    if (MODULE_EXTENSIONS.some((ext) => existsSync(join(root, dir.name, `settings${ext}`)))) found.push(`${dir.name}/settings`);
   }
   if (found.length === 1) return { module: found[0]!, from: "the project's only */settings file" };
   if (found.length > 1) throw tsgiError("TSGI_ERR_SETTINGS_AMBIGUOUS", { root, found: found.join(", ") });

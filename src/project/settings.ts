@@ -33,7 +33,14 @@ export interface ProjectSettings {
   all: Readonly<Record<string, unknown>>;
 }
 
-const EXTENSIONS = ["", ".ts", ".mts", ".cts", ".js", ".mjs", ".cjs", "/index.ts", "/index.js"];
+/** The extensions a settings module's file may have (runserver looks for DIR/settings with them too). */
+export const MODULE_EXTENSIONS = [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"] as const;
+const EXTENSIONS = ["", ...MODULE_EXTENSIONS, "/index.ts", "/index.js"];
+
+/** The files "mysite/settings" may be under `root`, as a reason's text. */
+export function settingsTried(module: string, root: string): string {
+  return `no file ${resolve(root, module)}{${EXTENSIONS.filter(Boolean).join(",")}}`;
+}
 
 /** The file "mysite/settings" names under `root` (any of the module extensions), or null. */
 export function settingsFile(module: string, root: string): string | null {
@@ -67,7 +74,7 @@ function stringList(module: string, all: Record<string, unknown>, key: string): 
 export async function loadSettings(root: string = process.cwd(), module = process.env.TSGI_SETTINGS_MODULE): Promise<ProjectSettings> {
   if (!module) throw tsgiError("TSGI_ERR_SETTINGS_UNSET", {});
   const file = settingsFile(module, root);
-  const tried = `no file ${resolve(root, module)}{${EXTENSIONS.filter(Boolean).join(",")}}`;
+  const tried = settingsTried(module, root);
   if (!file && isModulePath(module)) throw tsgiError("TSGI_ERR_SETTINGS_MODULE", { module, root, reason: tried });
   let imported: Awaited<ReturnType<typeof importModule>>;
   try {
