@@ -33,7 +33,9 @@ function start(cmd: string, args: string[], env: NodeJS.ProcessEnv) {
 function get(port: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     http
-      .get({ host: "127.0.0.1", port, path: "/environ", timeout: 20_000 }, (res) => {
+      // A connection of its own each time (agent: false): Node 20's global agent keeps one
+      // alive, and after a reload that one belongs to a worker that has closed it.
+      .get({ host: "127.0.0.1", port, path: "/environ", timeout: 20_000, agent: false }, (res) => {
         let body = "";
         res.setEncoding("utf8").on("data", (d: string) => (body += d));
         res.on("end", () => resolve({ status: res.statusCode!, body }));
