@@ -69,6 +69,8 @@ interface Binding {
   bindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
   bindUnix(path: string, backlog: number): { fd: number };
   closeFd(fd: number): void;
+  /** A connected socket: 1 when a byte waits, 0 when the peer closed, -1 when nothing waits yet (or an error). */
+  peek(fd: number): number;
   /** `ondemand`: calls back once per start() when a connection waits on a listening socket (never accepts). */
   ReadableWatch: new (fd: number, onReadable: (status: number) => void) => ReadableWatch;
   /** glibc's M_TRIM_THRESHOLD (native/binding/process.cc); false where it does not apply. */

@@ -97,6 +97,15 @@ Napi::Value bind_unix(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// peek(fd) -> 1 when a byte waits on a connected socket, 0 at its end (the peer closed), -1
+// when nothing waits yet or on an error (errno in the latter case is not asked for): the
+// master tells a front server's next request on a connection it holds from its close.
+Napi::Value peek(const Napi::CallbackInfo& info) {
+  char byte;
+  const ssize_t n = ::recv(info[0].As<Napi::Number>().Int32Value(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return Napi::Number::New(info.Env(), n > 0 ? 1 : n == 0 ? 0 : -1);
+}
+
 // closeFd(fd)
 Napi::Value close_fd(const Napi::CallbackInfo& info) {
   ::close(info[0].As<Napi::Number>().Int32Value());
@@ -203,6 +212,7 @@ void init_listen(Napi::Env env, Napi::Object exports) {
   exports.Set("bindTcp", Napi::Function::New<bind_tcp>(env));
   exports.Set("bindUnix", Napi::Function::New<bind_unix>(env));
   exports.Set("closeFd", Napi::Function::New<close_fd>(env));
+  exports.Set("peek", Napi::Function::New<peek>(env));
 }
 
 }  // namespace tsgi::binding

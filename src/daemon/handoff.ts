@@ -62,6 +62,11 @@ export class Handoffs {
 type RawHandle = { fd?: number; readStop?: () => void };
 const rawHandle = (socket: net.Socket | undefined) => (socket as unknown as { _handle?: RawHandle } | undefined)?._handle;
 
+/** The descriptor under a socket Node made from a handle it received (-1 when there is none). */
+export function socketFd(socket: net.Socket | undefined): number {
+  return rawHandle(socket)?.fd ?? -1;
+}
+
 /**
  * Node starts reading a socket it receives over IPC (the net.Socket it makes is readable):
  * stopped before the loop polls it, so no byte the front server sent is read here.
@@ -72,7 +77,7 @@ export function stopReading(socket: net.Socket | undefined): void {
 
 /** Serves a connection another worker handed off, or closes it when this worker cannot. */
 export function adopt(native: NativeListener | undefined, handle: net.Socket | undefined, log: Logger, index: number): void {
-  const fd = rawHandle(handle)?.fd ?? -1;
+  const fd = socketFd(handle);
   if (fd >= 0 && native && !native.adopt(fd)) log.warn(`worker ${index}: a connection handed off could not be adopted (listener full or closed); closing it`);
   handle?.destroy();
 }

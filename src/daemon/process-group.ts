@@ -13,7 +13,7 @@ import { prepareLogFile, type Logger } from "../log.ts";
 import { binding, type ReadableWatch } from "../native.ts";
 import { BIN } from "../paths.ts";
 import { Group, type Action, type GroupState, type RestartCause } from "./group.ts";
-import { stopReading } from "./handoff.ts";
+import { socketFd, stopReading } from "./handoff.ts";
 import { describeListen, parseListen } from "./listen.ts";
 import type { SiteSettings } from "./settings/index.ts";
 import type { BoundSocket, SocketRegistry } from "./sockets.ts";
@@ -54,6 +54,16 @@ export interface SiteStatus {
   workers: WorkerStatus[];
   /** Workers started in the place of another (or on demand), by cause. */
   restarts: Partial<Record<RestartCause, number>>;
+  /** ondemand: persistent connections the master holds for the next worker (see ProcessGroup#hold). */
+  heldConnections: number;
+}
+
+/** A front server's persistent connection the master holds while the site has no worker. */
+interface Held {
+  listen: string;
+  socket: Socket;
+  watch: ReadableWatch;
+  armed: boolean;
 }
 
 /** Who the workers run as, and who owns the site's files. */
@@ -108,6 +118,8 @@ export class ProcessGroup {
   #handoffTurn = 0;
   /** ondemand: a watch per socket while a waiting connection would start a worker. */
   #watches: { sockets: BoundSocket[]; watches: ReadableWatch[]; armed: boolean } | null = null;
+  /** ondemand: connections of workers that idled out, until a worker takes them or the front server closes them. */
+  #held: Held[] = [];
   /** A reload with changed settings in progress: what to go back to if it never serves. */
   #pending: { generation: number; settings: SiteSettings; identity: Identity; sockets: BoundSocket[] } | null = null;
 
@@ -179,6 +191,7 @@ export class ProcessGroup {
     switch (msg.type) {
       case "ready":
         this.group.ready(event.pid, now);
+        this.#passHeld();
         return [];
       case "heartbeat":
         this.group.heartbeat(event.pid, now, { served: msg.served, inFlight: msg.inFlight, rss: msg.rss });
@@ -212,6 +225,7 @@ export class ProcessGroup {
 
   stop(): void {
     this.group.stop();
+    this.#dropHeld();
   }
 
   /** SIGINT twice: every worker killed at once. */
@@ -222,6 +236,7 @@ export class ProcessGroup {
   /** The site's sockets go back to the registry (once it stopped). */
   close(): void {
     this.#unwatch();
+    this.#dropHeld();
     this.#release(this.#sockets);
     this.#sockets = [];
     if (this.#pending) this.#release(this.#pending.sockets);
@@ -262,6 +277,7 @@ export class ProcessGroup {
           lastRestart: w.reason,
         })),
       restarts: Object.fromEntries(this.group.restarts),
+      heldConnections: this.#held.length,
     };
   }
 
@@ -333,20 +349,29 @@ export class ProcessGroup {
 
   /**
    * A draining worker's persistent connection (src/daemon/handoff.ts) goes to a ready worker
-   * of the site, the newest generation first, in turn; with none (the site stops), it closes.
+   * of the site, the newest generation first, in turn. With none, an ondemand site's master
+   * holds it for the next worker (#hold); a site that stops closes it.
    */
   #handOff(from: number, msg: Extract<WorkerMessage, { type: "handoff" }>, handle: Socket | undefined): void {
     stopReading(handle);
     if (!handle) return;
-    const ready = [...this.group.workers.values()].filter((w) => w.state === "ready" && w.pid !== from && this.#children.get(w.pid)?.connected);
+    const target = this.#adopter(from);
+    if (target) this.#pass(target, msg.listen, handle);
+    else if (this.#settings.ondemand && this.group.state !== "stopping" && this.group.state !== "stopped") this.#hold(msg.listen, handle);
+    else handle.destroy();
+  }
+
+  /** A ready worker of the newest generation (not `except`), in turn; none when there is no such worker. */
+  #adopter(except = 0): ChildProcess | null {
+    const ready = [...this.group.workers.values()].filter((w) => w.state === "ready" && w.pid !== except && this.#children.get(w.pid)?.connected);
     const newest = Math.max(...ready.map((w) => w.generation));
     const targets = ready.filter((w) => w.generation === newest);
-    if (targets.length === 0) {
-      handle.destroy();
-      return;
-    }
-    const target = this.#children.get(targets[this.#handoffTurn++ % targets.length]!.pid)!;
-    const forward: MasterMessage = { type: "handoff", listen: msg.listen };
+    if (targets.length === 0) return null;
+    return this.#children.get(targets[this.#handoffTurn++ % targets.length]!.pid)!;
+  }
+
+  #pass(target: ChildProcess, listen: string, handle: Socket): void {
+    const forward: MasterMessage = { type: "handoff", listen };
     try {
       target.send(forward, handle, {}, (err) => {
         if (err) handle.destroy();
@@ -354,6 +379,68 @@ export class ProcessGroup {
     } catch {
       handle.destroy();
     }
+  }
+
+  /**
+   * ondemand: the last worker idled out, and nginx still caches its persistent connections
+   * (FastCGI keep-conn): closing one as the front server sends a request on it loses that
+   * request. So the master holds each, reads nothing of it, and watches it: the front
+   * server's next request there is demand (a worker starts and gets every held connection
+   * once ready, the request still unread in the kernel); the front server closing it (its
+   * keepalive_timeout) drops it here. A site that stops closes what it holds.
+   */
+  #hold(listen: string, socket: Socket): void {
+    const fd = socketFd(socket);
+    let watch: ReadableWatch;
+    try {
+      watch = new binding.ReadableWatch(fd, () => this.#heldReadable(held));
+    } catch (err) {
+      this.log.error("cannot hold a persistent connection for the next worker; closing it", err);
+      socket.destroy();
+      return;
+    }
+    const held: Held = { listen, socket, watch, armed: true };
+    this.#held.push(held);
+    watch.start();
+  }
+
+  #heldReadable(held: Held): void {
+    held.armed = false;
+    const what = binding.peek(socketFd(held.socket));
+    if (what === 0) {
+      // The front server closed it.
+      this.#held = this.#held.filter((h) => h !== held);
+      held.watch.close();
+      held.socket.destroy();
+    } else if (what < 0) {
+      held.watch.start();
+      held.armed = true;
+    } else {
+      // A request waits on it: as a connection waiting on a listening socket. The watch stays
+      // off while it waits (#watch arms it again whenever a worker could start).
+      this.#host.enqueue({ kind: "demand", group: this });
+    }
+  }
+
+  /** A worker is ready: it serves what the master held. */
+  #passHeld(): void {
+    if (this.#held.length === 0) return;
+    const target = this.#adopter();
+    if (!target) return;
+    for (const h of this.#held) {
+      h.watch.close();
+      this.#pass(target, h.listen, h.socket);
+    }
+    this.log.info(`gave ${this.#held.length} persistent connection${this.#held.length > 1 ? "s" : ""} held while the site had no worker to worker pid ${target.pid}`);
+    this.#held = [];
+  }
+
+  #dropHeld(): void {
+    for (const h of this.#held) {
+      h.watch.close();
+      h.socket.destroy();
+    }
+    this.#held = [];
   }
 
   /** After the reconciler: a changed reload that serves lets go of the old sockets; one abandoned goes back. */
@@ -386,6 +473,15 @@ export class ProcessGroup {
    */
   #watch(now: number): void {
     const want = this.group.wantsDemand(now) && this.#sockets.length > 0;
+    // A held connection whose request waits: watched again, so it is demand again (at once).
+    if (want) {
+      for (const h of this.#held) {
+        if (!h.armed) {
+          h.watch.start();
+          h.armed = true;
+        }
+      }
+    }
     if (this.#watches && this.#watches.sockets !== this.#sockets) this.#unwatch();
     if (!want) {
       if (this.#watches?.armed) {

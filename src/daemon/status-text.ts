@@ -19,6 +19,7 @@ export function formatStatus(master: MasterStatus, sites: SiteStatus[]): string 
     out.push(`site ${s.name}: ${s.state}${s.failure ? ` (${s.failure})` : ""}, ${s.processes} process${s.processes > 1 ? "es" : ""}, generation ${s.generation}`);
     for (const l of s.listen) out.push(`  listen ${l}`);
     if (s.state === "idle") out.push("  no worker: ondemand, the next connection starts one");
+    if (s.heldConnections > 0) out.push(`  ${s.heldConnections} persistent connection${s.heldConnections > 1 ? "s" : ""} of the front server held for the next worker`);
     if (s.workers.length === 0) continue;
     out.push("  worker  pid      state     served  in-flight  memory     uptime  last restart");
     for (const w of s.workers) {

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { request } from "../integration/client.ts";
-import { poll } from "../support/daemon.ts";
+import { poll, siteStatus, startDaemon, type Daemon } from "../support/daemon.ts";
 import { freePort, startNginx, type FrontServer } from "../support/front-servers.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -143,3 +143,70 @@ describe("ondemand sites", () => {
     expect(p.status).toBe(200);
   }, 60_000);
 });
+
+describe("an ondemand site's last worker idling out under nginx's keepalive cache", () => {
+  let d: Daemon | null = null;
+  let front: FrontServer | null = null;
+  afterAll(async () => {
+    await front?.stop();
+    await d?.stop();
+  });
+
+  // nginx keeps idle upstream connections (keepalive) and sends the next request on one
+  // without knowing the worker behind it left: a close at that instant loses the request (a
+  // POST is never retried). The master holds them instead, reading nothing, and the next
+  // request on one starts a worker that serves it.
+  test("the master holds the idle persistent connections; the next requests on them start a worker and are served, none refused", async () => {
+    const sock = join(dir, "held.sock");
+    const file = join(dir, "held.toml");
+    writeFileSync(
+      file,
+      `[defaults]\nrun-as-root = true\ngraceful-timeout = "3s"\nsocket-mode = "0666"\n\n` +
+        `[site.held]\napp = "app.mjs"\nondemand = true\ninactivity-timeout = "1s"\nlisten = ["fastcgi:unix:${sock}"]\n`,
+    );
+    d = startDaemon(dir, file);
+    await poll("the daemon ready", 20_000, () => /ready: 1 of 1 sites running/.test(d!.stderr()));
+    front = await startNginx({
+      conf: `
+        upstream held { server unix:{{SOCK}}; keepalive 8; }
+        server {
+          listen {{HOST}}:{{PORT}};
+          location / {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_keep_conn on;
+            fastcgi_pass held;
+          }
+        }`,
+      vars: { SOCK: sock },
+    });
+    const url = `http://127.0.0.1:${front.port}`;
+    const post = () => request(`${url}/`, { body: Buffer.alloc(256, 0x61) });
+
+    // Three at once: nginx opens (and then caches) three connections.
+    const warm = await Promise.all([1, 2, 3].map(() => request(`${url}/busy`)));
+    expect(warm.map((r) => r.status)).toEqual([200, 200, 200]);
+    const firstPid = Number(warm[0]!.body.toString());
+
+    let held = 0;
+    for (let round = 1; round <= 3; round++) {
+      await poll("the worker to idle out", 10_000, async () => {
+        const s = (await siteStatus(dir, file, "held")) as unknown as { state: string; workers: unknown[]; heldConnections: number };
+        held = s.heldConnections;
+        return s.state === "idle" && s.workers.length === 0;
+      });
+      // Nothing was closed under nginx: the connections it caches wait in the master.
+      expect(held).toBeGreaterThan(0);
+      // POSTs on them now: each starts (or finds) the worker, none is refused.
+      const replies = await Promise.all([1, 2, 3].map(() => post()));
+      expect(replies.map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(Number(replies[0]!.body.toString())).not.toBe(firstPid);
+      const s = (await siteStatus(dir, file, "held")) as unknown as { state: string; heldConnections: number };
+      expect(s.heldConnections).toBe(0);
+      expect(s.state).toBe("running");
+    }
+    expect(d.stderr()).toMatch(/gave \d+ persistent connections? held while the site had no worker to worker pid \d+/);
+    // nginx never saw a connection closed under a request, nor retried one.
+    expect(front.errorLog()).not.toMatch(/\[error\]/);
+  }, 60_000);
+});
+
