@@ -13,7 +13,7 @@ import { tsgiError } from "../errors.ts";
 import { applicationFrames, createLogger, logDestination, reopenLogFiles, type Logger } from "../log.ts";
 import { binding } from "../native.ts";
 import { serveFastCgi } from "../protocol/fastcgi-native.ts";
-import { createHttpServer } from "../protocol/http.ts";
+import { createHttpServer, drainHttpServer } from "../protocol/http.ts";
 import type { NativeListener } from "../protocol/native-listener.ts";
 import { Site } from "../protocol/site.ts";
 import { serveUwsgi } from "../protocol/uwsgi-native.ts";
@@ -213,13 +213,11 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
     if (stopping) return;
     stopping = true;
     beat();
-    // Requests in flight finish; idle connections close; the process exits once every
-    // listener has closed and every connection is gone, so no response is cut in a queue.
+    // Requests in flight finish; the process exits once every listener has closed and every
+    // connection is gone, so no response is cut in a queue. No HTTP keep-alive connection is
+    // closed under its client (drainHttpServer).
     let open = servers.length;
-    for (const server of servers) {
-      server.close(() => open--);
-      server.closeIdleConnections();
-    }
+    for (const server of servers) drainHttpServer(server, () => open--);
     // An idle persistent connection (FastCGI keep-conn) may carry a request from the front
     // server this instant: closing one under nginx's keepalive cache loses that request (it
     // did even 2 s into the drain, under load, and with the FIN sent together with the last

@@ -3,7 +3,7 @@
 // so the environ and the application behave exactly as behind nginx.
 
 import http from "node:http";
-import type net from "node:net";
+import net from "node:net";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
@@ -111,9 +111,13 @@ export function nodeExchange(req: http.IncomingMessage, res: http.ServerResponse
 /** At most one refusal line a second per listener (as the native listeners: stream_server.h's kRefusedReportMs). */
 const REFUSED_REPORT_MS = 1000;
 
+/** Servers that drain (drainHttpServer): what still comes on their connections is answered with `Connection: close`. */
+const draining = new WeakSet<http.Server>();
+
 /** An HTTP server for `site`; on TCP (not `isPipe`) a peer not in the site's `allow` is closed as it connects. */
 export function createHttpServer(site: Site, isPipe = false): http.Server {
   const server = http.createServer({ requestTimeout: 0, headersTimeout: site.headerTimeout || 10_000 }, (req, res) => {
+    if (draining.has(server)) res.shouldKeepAlive = false;
     const peer = describePeer(req.socket);
     const { input, sink, abort } = nodeExchange(req, res, site.maxBody);
     site.serve(httpParams(req), input, sink, abort, { peer, protocol: "http" });
@@ -138,3 +142,18 @@ export function createHttpServer(site: Site, isPipe = false): http.Server {
   }
   return server;
 }
+
+/**
+ * A worker's drain of an HTTP listener (reload, stop): it stops listening, and no keep-alive
+ * connection is closed under its client, which may be sending a request on it that instant
+ * (neither nginx's upstream keepalive nor node's agent retries a POST on a reset one).
+ * What still comes on a connection is served and answered with `Connection: close`; an idle
+ * one goes at the keep-alive timeout the server announced (`Keep-Alive: timeout=5`), which
+ * clients expect. `onClosed` once every connection is gone. (http.Server#close would close
+ * the idle ones at once: node's own close, without that, is net.Server's.)
+ */
+export function drainHttpServer(server: http.Server, onClosed: () => void): void {
+  draining.add(server);
+  net.Server.prototype.close.call(server, () => onClosed());
+}
+
