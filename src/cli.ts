@@ -110,7 +110,8 @@ export function program(): Command {
     .option("--listen <entry>", "the listen entry the front server connects to: its number (1 = the first) or its text (default: FastCGI, then uwsgi, then HTTP; unix sockets first)")
     .option("--port <port>", "the port the front server listens on", "80")
     .option("--server-name <name>", "nginx server_name / Apache ServerName")
-    .action(async (front: string, site: string, flags: { config: string; listen?: string; port: string; serverName?: string }) => {
+    .option("--apache-modules <dir>", "Apache's module folder for LoadModule (default: the first of Debian's, RHEL's, openSUSE's, a source build's that exists here)")
+    .action(async (front: string, site: string, flags: { config: string; listen?: string; port: string; serverName?: string; apacheModules?: string }) => {
       const { tsgiError } = await import("./errors.ts");
       const port = Number(flags.port);
       if (!/^\d{1,5}$/.test(flags.port) || port < 1 || port > 65535) {
@@ -125,6 +126,7 @@ export function program(): Command {
         listen: flags.listen,
         port,
         serverName: flags.serverName,
+        apacheModules: flags.apacheModules,
         execPath: process.execPath,
         bin: BIN,
         version: version(),

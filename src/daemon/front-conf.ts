@@ -7,6 +7,7 @@
 // runs the daemon and a socket unit listening on exactly the site's `listen` entries (the
 // master matches inherited sockets to them by address).
 
+import { existsSync } from "node:fs";
 import { tsgiError } from "../errors.ts";
 import { normalizeMount } from "../gateway/environ.ts";
 import type { DaemonConfig, SiteConfig } from "./config.ts";
@@ -27,6 +28,8 @@ export interface ConfOptions {
   bin: string;
   /** tsgi's version, named in the header. */
   version: string;
+  /** Apache's module folder for LoadModule (default: apacheModulesDir()). */
+  apacheModules?: string;
 }
 
 /** What the front server is told about one listen entry. */
@@ -45,8 +48,17 @@ const TIMEOUT_MARGIN_S = 5;
 const NO_TIMEOUT_S = 3600;
 /** When tsgi sets no body limit (`max-body = 0`): nginx's own default (1m) is too small for uploads. */
 const NGINX_DEFAULT_BODY = "100m";
-/** Debian's module folder (apache2); elsewhere `modules/` under ServerRoot. */
-const APACHE_MODULES = "/usr/lib/apache2/modules";
+/**
+ * Where Apache's modules are, by distribution: Debian/Ubuntu, RHEL/Fedora (x86_64, then
+ * 32-bit), openSUSE, a source build's and the httpd container image's default. The first
+ * that holds mod_proxy.so on this machine is written; with none, `modules` (relative to
+ * ServerRoot, where RHEL links it and a source build puts it).
+ */
+export const APACHE_MODULE_DIRS = ["/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules", "/usr/lib64/apache2", "/usr/local/apache2/modules"];
+
+export function apacheModulesDir(exists: (path: string) => boolean = existsSync): string {
+  return APACHE_MODULE_DIRS.find((d) => exists(`${d}/mod_proxy.so`)) ?? "modules";
+}
 const WILDCARD_TO_LOOPBACK: Record<string, string> = { "0.0.0.0": "127.0.0.1", "::": "::1" };
 /**
  * Characters a mount may hold to be written into both servers' files as it is: nginx
@@ -328,6 +340,12 @@ export function apacheConf(config: DaemonConfig, site: SiteConfig, o: ConfOption
   const timeout = readTimeout(site);
   const idle = idleSeconds(site);
   const maxBody = site.settings["max-body"];
+  const modules = (o.apacheModules ?? apacheModulesDir()).replace(/\/+$/, "") || "/";
+  const modulesNote = o.apacheModules
+    ? modules
+    : modules === "modules"
+      ? "modules/ under ServerRoot (no Apache module folder found on this machine; --apache-modules DIR names one)"
+      : `${modules} (found on this machine; --apache-modules DIR for another)`;
   // The whole path goes on as it came (mount included): tsgi splits it at the mount. For
   // uwsgi, Apache sends PATH_INFO = the path after the URL's authority and SCRIPT_NAME = the
   // rest, so the two still add up to the request's path.
@@ -342,10 +360,10 @@ export function apacheConf(config: DaemonConfig, site: SiteConfig, o: ConfOption
     ...listenerLines(site, t),
     ...socketAccess(site, t),
     "",
-    `The modules it needs (Debian: \`a2enmod proxy ${module}\`), loaded here where nothing loaded them; the paths are Debian's (${APACHE_MODULES}); elsewhere they are modules/mod_*.so under ServerRoot.`,
+    `The modules it needs (Debian: \`a2enmod proxy ${module}\`), loaded here where nothing loaded them, from ${modulesNote}.`,
   ]);
   for (const m of ["proxy", module]) {
-    out.push(`<IfModule !${m}_module>`, `    LoadModule ${m}_module ${APACHE_MODULES}/mod_${m}.so`, "</IfModule>");
+    out.push(`<IfModule !${m}_module>`, `    LoadModule ${m}_module ${modules}/mod_${m}.so`, "</IfModule>");
   }
   out.push("", `<VirtualHost *:${o.port}>`);
   if (o.serverName) out.push(`    ServerName ${o.serverName}`);

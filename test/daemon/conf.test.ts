@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { freePort, startFromFile, type FrontServer } from "../support/front-servers.ts";
 import { header, request } from "../integration/client.ts";
+import { apacheModulesDir } from "../../src/daemon/front-conf.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "bin", "tsgi.js");
@@ -344,3 +345,23 @@ describe("tsgi conf errors", () => {
     expect(listen.stdout).toBe("");
   });
 });
+
+describe("tsgi conf apache: the module folder", () => {
+  test("LoadModule names the first distribution's folder that exists (modules/ under ServerRoot when none), or the one --apache-modules gives", () => {
+    const having = (dir: string) => (path: string) => path === `${dir}/mod_proxy.so`;
+    expect(apacheModulesDir(having("/usr/lib/apache2/modules"))).toBe("/usr/lib/apache2/modules");
+    expect(apacheModulesDir(having("/usr/lib64/httpd/modules"))).toBe("/usr/lib64/httpd/modules");
+    expect(apacheModulesDir(having("/usr/local/apache2/modules"))).toBe("/usr/local/apache2/modules");
+    expect(apacheModulesDir(() => false)).toBe("modules");
+    // This machine (Debian): Debian's folder, said to be found here.
+    const here = conf("apache", "blog", 8080);
+    expect(here).toContain("LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so");
+    expect(here).toMatch(/from \/usr\/lib\/apache2\/modules \(found on this machine; --apache-modules DIR for another\)/);
+    const r = tsgi(["conf", "apache", "blog", "-c", file, "--apache-modules", "/opt/httpd/modules/"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("LoadModule proxy_module /opt/httpd/modules/mod_proxy.so");
+    expect(r.stdout).toContain("LoadModule proxy_fcgi_module /opt/httpd/modules/mod_proxy_fcgi.so");
+    expect(r.stdout).not.toContain("/usr/lib/apache2");
+  });
+});
+
