@@ -11,8 +11,10 @@
 // Express took it; and only node's own classes give the handler every behaviour it may rely
 // on (setHeader/writeHead merging, Content-Length on end(data), HEAD without a body, pipe,
 // 'finish'/'close'). What is ours are instance properties, which survive the prototype swap:
-// the request's `_read` (the documented way to feed a Readable), pulling `tsgi.input`, and a
-// `writeHead` that notes the head node has just serialised and turns off node's chunked
+// the request's `_read` (the documented way to feed a Readable), pulling `tsgi.input`, and the
+// response's `_storeHeader`, the step where node's writeHead (explicit or implicit) would
+// serialise the head for a socket: it takes the status and header fields as they are instead
+// (node has merged setHeader and writeHead's fields by then), and turns off node's chunked
 // framing (the FastCGI/uwsgi front server frames the response itself). The response writes
 // into an in-memory socket (EnvironSocket), whose writes become the TSGI body as they come:
 // the libraries that turn a handler into a function (light-my-request, serverless-http)
@@ -265,13 +267,8 @@ class NodeCall implements AsyncIterator<Chunk> {
     // An instance property, so that it survives Express's prototype swap and wrappers such as
     // on-headers wrap it in turn. Every head goes through here: _implicitHeader() calls it.
     (res as CallResponse)[CALL] = this;
-    res.writeHead = writeHeadNoted;
+    (res as unknown as StoreHeader)._storeHeader = storeHeaderTaken;
     return res;
-  }
-
-  /** Called by writeHeadNoted once node has serialised the head. */
-  headWritten(): void {
-    this.#headWritten();
   }
 
   /**
@@ -283,28 +280,51 @@ class NodeCall implements AsyncIterator<Chunk> {
     this.#fail(err ?? new Error("the response's socket was destroyed before the response ended"));
   }
 
-  /** node has just serialised the head (`_header`, the HTTP/1.1 form it would put on a socket). */
-  #headWritten(): void {
+  /**
+   * node's writeHead reached the head (statusCode and statusMessage set and checked, the
+   * fields merged): `fields` is the response's own table (setHeader's, names lower-cased to
+   * [name, value]) or writeHead's argument alone (an object, [name, value] pairs or a flat
+   * list). What node would add for a socket of its own is left out but Content-Length for a
+   * response ended with its body in one call, as node sends it; the front server owns the
+   * connection's fields.
+   */
+  headTaken(fields: unknown, own: boolean): void {
     const res = this.res;
-    const wire = (res as unknown as { _header: string | null })._header;
-    if (typeof wire !== "string" || this.#skip !== -1) return;
-    // The front server frames the body itself (FastCGI records, the uwsgi stream): no chunks.
-    (res as unknown as { chunkedEncoding: boolean }).chunkedEncoding = false;
-    this.#skip = wire.length;
+    if (this.#skip !== -1) return;
+    const headers: Headers = [];
+    let length = false;
+    if (own) {
+      const table = fields as Record<string, [string, unknown]> | null;
+      for (const key in table) {
+        const [name, value] = table[key]!;
+        if (HOP_BY_HOP.has(key)) continue;
+        if (key === "content-length") length = true;
+        pushField(headers, name, value);
+      }
+    } else if (fields) {
+      const add = (name: unknown, value: unknown) => {
+        const n = String(name);
+        http.validateHeaderName(n);
+        const lower = n.toLowerCase();
+        if (HOP_BY_HOP.has(lower)) return;
+        if (lower === "content-length") length = true;
+        for (const v of Array.isArray(value) ? value : [value]) http.validateHeaderValue(n, v);
+        pushField(headers, n, value);
+      };
+      if (Array.isArray(fields)) {
+        if (fields.length > 0 && Array.isArray(fields[0])) for (const pair of fields as [unknown, unknown][]) add(pair[0], pair[1]);
+        else for (let i = 0; i + 1 < fields.length; i += 2) add(fields[i], fields[i + 1]);
+      } else {
+        for (const name of Object.keys(fields)) add(name, (fields as Record<string, unknown>)[name]);
+      }
+    }
+    const out = res as unknown as { _contentLength: unknown; _hasBody: boolean; _removedContLen: boolean };
+    if (!length && out._hasBody && !out._removedContLen && typeof out._contentLength === "number") headers.push(["Content-Length", String(out._contentLength)]);
     const code = res.statusCode;
     this.#status = `${code} ${res.statusMessage || http.STATUS_CODES[code] || "Unknown"}`;
-    const headers: Headers = [];
-    const lines = wire.split("\r\n");
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const colon = line.indexOf(":");
-      if (colon <= 0) continue;
-      const name = line.slice(0, colon);
-      // node adds Connection and Transfer-Encoding for its own socket; the front server owns them.
-      if (HOP_BY_HOP.has(name.toLowerCase())) continue;
-      headers.push([name, line.slice(colon + 1).trimStart()]);
-    }
     this.#headers = headers;
+    // node writes `_header` before the first body bytes (or alone): the placeholder is skipped.
+    this.#skip = HEAD_PLACEHOLDER.length;
   }
 
   /** The socket's writes: the head's characters skipped, the rest queued as body chunks. */
@@ -516,14 +536,29 @@ function forwardDrain(this: EnvironSocket): void {
 
 const CALL = Symbol("tsgi.NodeCall");
 type CallResponse = http.ServerResponse & { [CALL]: NodeCall };
-const nodeWriteHead = http.ServerResponse.prototype.writeHead as (this: http.ServerResponse, ...a: unknown[]) => http.ServerResponse;
+type StoreHeader = { _storeHeader(firstLine: string, fields: unknown): void };
 
-/** ServerResponse's writeHead, then the head noted by the response's NodeCall. One function for every response. */
-const writeHeadNoted = function (this: http.ServerResponse, ...args: unknown[]) {
-  const r = nodeWriteHead.apply(this, args);
-  (this as CallResponse)[CALL].headWritten();
-  return r;
-} as http.ServerResponse["writeHead"];
+/** What node's `_header` holds once our head is taken: non-empty, as node tests `_header` for "the head was made". */
+const HEAD_PLACEHOLDER = "\r\n";
+
+/** node's OutgoingMessage field for setHeader's table (a symbol of node's own, found on a response). */
+const OUT_HEADERS = Object.getOwnPropertySymbols(new http.ServerResponse(new http.IncomingMessage(null as never))).find((sym) => sym.description === "kOutHeaders");
+
+/** A response's `_storeHeader`, in place of node's (see headTaken). One function for every response. */
+function storeHeaderTaken(this: http.ServerResponse, _firstLine: string, fields: unknown): void {
+  const own = OUT_HEADERS !== undefined && fields === (this as unknown as Record<symbol, unknown>)[OUT_HEADERS];
+  (this as CallResponse)[CALL].headTaken(fields, own);
+  const out = this as unknown as { _header: string | null; _headerSent: boolean; chunkedEncoding: boolean };
+  out.chunkedEncoding = false;
+  out._header = HEAD_PLACEHOLDER;
+  out._headerSent = false;
+}
+
+/** A field's value(s) as header lines: one per array element, as node writes them. */
+function pushField(headers: Headers, name: string, value: unknown): void {
+  if (Array.isArray(value)) for (const v of value) headers.push([name, String(v)]);
+  else headers.push([name, String(value)]);
+}
 
 /** node's emitCloseNT (lib/_http_server.js), for a response whose socket was detached. */
 function emitClose(res: http.ServerResponse): void {

@@ -167,6 +167,49 @@ describe("fromNodeHandler: the response", () => {
     expect(r.body).toBe("ab");
   });
 
+  it("writeHead's fields in each form node takes (an object with list values, [name, value] pairs, a flat list), merged with setHeader's; the connection's own fields left out", async () => {
+    const forms: unknown[] = [
+      { "X-A": ["1", "2"], "X-B": 3, Connection: "keep-alive", "Transfer-Encoding": "chunked" },
+      [["X-A", "1"], ["X-A", "2"], ["X-B", "3"], ["Keep-Alive", "timeout=5"]],
+      ["X-A", "1", "X-A", "2", "X-B", "3", "Connection", "close"],
+    ];
+    for (const fields of forms) {
+      const app = fromNodeHandler((_req, res) => {
+        res.writeHead(200, fields as http.OutgoingHttpHeaders);
+        res.end("x");
+      });
+      const r = await run(app, environ({}));
+      expect(r.sent.status).toBe("200 OK");
+      expect(header(r.sent, "x-a")).toEqual(["1", "2"]);
+      expect(header(r.sent, "x-b")).toEqual(["3"]);
+      for (const own of ["connection", "transfer-encoding", "keep-alive"]) expect(header(r.sent, own)).toEqual([]);
+      expect(r.body).toBe("x");
+    }
+    // Merged: setHeader's fields, then writeHead's (a name in both: writeHead's value).
+    const merged = fromNodeHandler((_req, res) => {
+      res.setHeader("X-Set", "s");
+      res.setHeader("X-Both", "old");
+      res.writeHead(200, { "X-Both": "new", "Content-Length": "2" });
+      res.end("ok");
+    });
+    const m = await run(merged, environ({}));
+    expect(header(m.sent, "x-set")).toEqual(["s"]);
+    expect(header(m.sent, "x-both")).toEqual(["new"]);
+    expect(header(m.sent, "content-length")).toEqual(["2"]);
+  });
+
+  it("a header value with a line break given to writeHead alone is refused as node refuses it (the handler's error), never sent", async () => {
+    errors.length = 0;
+    const app = fromNodeHandler((_req, res) => {
+      res.writeHead(200, { "X-Bad": "a\r\nSet-Cookie: evil=1" });
+      res.end("x");
+    });
+    const r = await run(app, environ({}));
+    expect(r.sent.status).toMatch(/^500/);
+    expect(JSON.stringify(r.sent.headers)).not.toContain("evil");
+    expect(String(errors.at(-1))).toMatch(/Invalid character in header content/);
+  });
+
   it("HEAD: the head only", async () => {
     const app = fromNodeHandler((_req, res) => res.end("body"));
     const r = await run(app, environ({ REQUEST_METHOD: "HEAD" }));
