@@ -10,23 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { request } from "../integration/client.ts";
-import { poll, siteStatus, startDaemon, type Daemon } from "../support/daemon.ts";
+import { poll, startDaemon, type Daemon } from "../support/daemon.ts";
 import { freePort, startApache, type FrontServer } from "../support/front-servers.ts";
-
-const APP = `
-export function application(environ, startResponse) {
-  if (environ.REQUEST_METHOD === "POST") {
-    return (async function* () {
-      let n = 0;
-      for await (const c of environ["tsgi.input"]) n += c.length;
-      startResponse("200 OK", [["Content-Type", "text/plain"]]);
-      yield \`posted \${n}\\n\`;
-    })();
-  }
-  startResponse("200 OK", [["Content-Type", "text/plain"]]);
-  return [String(process.pid)];
-}
-`;
+import { countedLoad, sighupThrice, PID_OR_POSTED_APP, POST_BODY } from "../support/reload-load.ts";
 
 let dir: string;
 let daemon: Daemon | null = null;
@@ -35,7 +21,7 @@ let apache: FrontServer | null = null;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "tsgi-apache-reload-"));
   chmodSync(dir, 0o755); // Apache's workers (www-data) reach the socket file
-  writeFileSync(join(dir, "app.mjs"), APP);
+  writeFileSync(join(dir, "app.mjs"), PID_OR_POSTED_APP);
 });
 
 afterAll(async () => {
@@ -59,41 +45,20 @@ describe("reload behind Apache mod_proxy_fcgi (enablereuse=on)", () => {
       conf: `ProxyPass "/" "${target}" enablereuse=on ttl=5\n`,
     });
     const url = `http://127.0.0.1:${apache.port}/`;
-    const body = Buffer.alloc(256, 0x61);
     let stopping = false;
-    let gets = 0;
-    let posts = 0;
-    const failures: string[] = [];
-    const load = Array.from({ length: 6 }, async (_, i) => {
-      while (!stopping) {
-        const post = i % 2 === 1;
-        const r = await request(url, post ? { body } : {}).catch((e: Error) => ({ status: -1, body: Buffer.from(e.message), complete: false }));
-        const good = r.status === 200 && r.complete && (post ? r.body.toString() === "posted 256\n" : /^\d+$/.test(r.body.toString()));
-        if (!good) failures.push(`${post ? "POST" : "GET"} ${r.status} ${r.body.toString().slice(0, 80)}`);
-        else if (post) posts++;
-        else gets++;
-      }
-    });
-    for (let i = 0; i < 3; i++) {
-      await new Promise((r) => setTimeout(r, 800));
-      process.kill(daemon.proc.pid!, "SIGHUP");
-    }
-    await poll("the reloads done", 30_000, async () => {
-      const s = await siteStatus(dir, file, "web");
-      return s.state === "running" && s.workers.length === 2 && s.workers.every((w) => w.state === "ready");
-    });
-    await new Promise((r) => setTimeout(r, 500));
+    const { tally, done } = countedLoad((post) => request(url, post ? { body: POST_BODY } : {}), 6, () => stopping);
+    await sighupThrice(daemon, dir, file, "web", 2);
     stopping = true;
-    await Promise.all(load);
+    await done;
     const backendErrors = apache.errorLog().split("\n").filter((l) => /\[proxy|reset by peer|error reading/i.test(l));
     if (backendErrors.length > 0) console.log(backendErrors.slice(0, 5).join("\n"));
     const handed = [...daemon.stderr().matchAll(/handed (\d+) persistent connections/g)].reduce((n, m) => n + Number(m[1]), 0);
-    console.log(`Apache mod_proxy_fcgi enablereuse over ${kind}, SIGHUP x3: ${gets} GETs, ${posts} POSTs ok; failed ${failures.length}; Apache backend errors ${backendErrors.length}; handed off ${handed}`);
-    expect(failures).toEqual([]);
+    console.log(`Apache mod_proxy_fcgi enablereuse over ${kind}, SIGHUP x3: ${tally.gets} GETs, ${tally.posts} POSTs ok; failed ${tally.failures.length}; Apache backend errors ${backendErrors.length}; handed off ${handed}`);
+    expect(tally.failures).toEqual([]);
     expect(backendErrors).toEqual([]);
     expect(handed).toBeGreaterThan(0);
-    expect(gets).toBeGreaterThan(50);
-    expect(posts).toBeGreaterThan(50);
+    expect(tally.gets).toBeGreaterThan(50);
+    expect(tally.posts).toBeGreaterThan(50);
     await apache.stop();
     apache = null;
     expect((await daemon.stop()).code).toBe(0);

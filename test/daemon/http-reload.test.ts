@@ -10,24 +10,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { request, type Reply } from "../integration/client.ts";
-import { poll, siteStatus, startDaemon, type Daemon } from "../support/daemon.ts";
+import { request } from "../integration/client.ts";
+import { poll, startDaemon, type Daemon } from "../support/daemon.ts";
 import { freePort, startNginx, type FrontServer } from "../support/front-servers.ts";
-
-const APP = `
-export function application(environ, startResponse) {
-  if (environ.REQUEST_METHOD === "POST") {
-    return (async function* () {
-      let n = 0;
-      for await (const c of environ["tsgi.input"]) n += c.length;
-      startResponse("200 OK", [["Content-Type", "text/plain"]]);
-      yield \`posted \${n}\\n\`;
-    })();
-  }
-  startResponse("200 OK", [["Content-Type", "text/plain"]]);
-  return [String(process.pid)];
-}
-`;
+import { countedLoad, sighupThrice, PID_OR_POSTED_APP, POST_BODY } from "../support/reload-load.ts";
 
 let dir: string;
 let daemon: Daemon | null = null;
@@ -35,7 +21,7 @@ let nginx: FrontServer | null = null;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "tsgi-http-reload-"));
-  writeFileSync(join(dir, "app.mjs"), APP);
+  writeFileSync(join(dir, "app.mjs"), PID_OR_POSTED_APP);
 });
 
 afterAll(async () => {
@@ -43,32 +29,6 @@ afterAll(async () => {
   await daemon?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-interface Tally {
-  gets: number;
-  posts: number;
-  closing: number;
-  failures: string[];
-}
-
-/** `streams` loops of GETs (even) and 256-byte POSTs (odd) until `stop()` says so. */
-function load(send: (post: boolean) => Promise<Reply>, streams: number, stop: () => boolean): { tally: Tally; done: Promise<unknown> } {
-  const tally: Tally = { gets: 0, posts: 0, closing: 0, failures: [] };
-  const done = Promise.all(
-    Array.from({ length: streams }, async (_, i) => {
-      while (!stop()) {
-        const post = i % 2 === 1;
-        const r = await send(post).catch((e: Error) => ({ status: -1, body: Buffer.from(e.message), complete: false, headers: [] as [string, string][], reason: "" }));
-        const good = r.status === 200 && r.complete && (post ? r.body.toString() === "posted 256\n" : /^\d+$/.test(r.body.toString()));
-        if (!good) tally.failures.push(`${post ? "POST" : "GET"} ${r.status} ${r.body.toString().slice(0, 80)}`);
-        else if (post) tally.posts++;
-        else tally.gets++;
-        if (r.headers.some(([n, v]) => n === "connection" && v === "close")) tally.closing++;
-      }
-    }),
-  );
-  return { tally, done };
-}
 
 describe("reload over the HTTP listener", () => {
   test("SIGHUP three times under keep-alive GETs and POSTs, straight and through nginx proxy_pass with upstream keepalive: zero failed, nginx saw no upstream error", async () => {
@@ -90,20 +50,12 @@ describe("reload over the HTTP listener", () => {
         }`,
       vars: { BACKEND: port },
     });
-    const body = Buffer.alloc(256, 0x61);
+    const body = POST_BODY;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
     let stopping = false;
-    const direct = load((post) => request(`http://127.0.0.1:${port}/`, post ? { body, agent } : { agent }), 4, () => stopping);
-    const proxied = load((post) => request(`http://127.0.0.1:${nginx!.port}/`, post ? { body } : {}), 4, () => stopping);
-    for (let i = 0; i < 3; i++) {
-      await new Promise((r) => setTimeout(r, 800));
-      process.kill(daemon.proc.pid!, "SIGHUP");
-    }
-    await poll("the reloads done", 30_000, async () => {
-      const s = await siteStatus(dir, file, "web");
-      return s.state === "running" && s.workers.length === 2 && s.workers.every((w) => w.state === "ready");
-    });
-    await new Promise((r) => setTimeout(r, 500));
+    const direct = countedLoad((post) => request(`http://127.0.0.1:${port}/`, post ? { body, agent } : { agent }), 4, () => stopping);
+    const proxied = countedLoad((post) => request(`http://127.0.0.1:${nginx!.port}/`, post ? { body } : {}), 4, () => stopping);
+    await sighupThrice(daemon, dir, file, "web", 2);
     stopping = true;
     await Promise.all([direct.done, proxied.done]);
     agent.destroy();
