@@ -3,7 +3,7 @@
 // so the environ and the application behave exactly as behind nginx.
 
 import http from "node:http";
-import net from "node:net";
+import type net from "node:net";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
@@ -150,10 +150,12 @@ export function createHttpServer(site: Site, isPipe = false): http.Server {
  * What still comes on a connection is served and answered with `Connection: close`; an idle
  * one goes at the keep-alive timeout the server announced (`Keep-Alive: timeout=5`), which
  * clients expect. `onClosed` once every connection is gone. (http.Server#close would close
- * the idle ones at once: node's own close, without that, is net.Server's.)
+ * the idle ones at once; the close of its parent class, net's, does not.)
  */
 export function drainHttpServer(server: http.Server, onClosed: () => void): void {
   draining.add(server);
-  net.Server.prototype.close.call(server, () => onClosed());
+  // http.Server's parent's close (net's): stops listening, calls back once no connection is left.
+  const listenerClose = (Object.getPrototypeOf(http.Server.prototype) as { close(this: http.Server, cb: () => void): void }).close;
+  listenerClose.call(server, () => onClosed());
 }
 
