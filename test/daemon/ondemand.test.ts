@@ -190,7 +190,7 @@ describe("an ondemand site's last worker idling out under nginx's keepalive cach
     let held = 0;
     for (let round = 1; round <= 3; round++) {
       await poll("the worker to idle out", 10_000, async () => {
-        const s = (await siteStatus(dir, file, "held")) as unknown as { state: string; workers: unknown[]; heldConnections: number };
+        const s = await siteStatus(dir, file, "held");
         held = s.heldConnections;
         return s.state === "idle" && s.workers.length === 0;
       });
@@ -200,7 +200,7 @@ describe("an ondemand site's last worker idling out under nginx's keepalive cach
       const replies = await Promise.all([1, 2, 3].map(() => post()));
       expect(replies.map((r) => r.status)).toEqual([200, 200, 200]);
       expect(Number(replies[0]!.body.toString())).not.toBe(firstPid);
-      const s = (await siteStatus(dir, file, "held")) as unknown as { state: string; heldConnections: number };
+      const s = await siteStatus(dir, file, "held");
       expect(s.heldConnections).toBe(0);
       expect(s.state).toBe("running");
     }

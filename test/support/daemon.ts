@@ -86,6 +86,8 @@ export interface SiteStatusJson {
   state: string;
   failure: string | null;
   workers: WorkerStatus[];
+  /** ondemand: the front server's persistent connections the master holds for the next worker. */
+  heldConnections: number;
 }
 
 /** `tsgi status --json -c FILE`, without blocking the test's event loop. */
