@@ -69,7 +69,7 @@ struct FastCgiConn final : ConnBase, fastcgi::Sink {
     add(kParams, num(id), pairs_array(env, pairs), num(r->role));
   }
   void on_stdin(uint16_t id, const uint8_t* data, size_t size) override {
-    add(kStdin, id, body_offset(data), static_cast<double>(size));
+    add_body(kStdin, id, data, size);
   }
   void on_stdin_end(uint16_t id) override {
     if (FcgiRequest* r = request(id)) r->stdin_done = true;

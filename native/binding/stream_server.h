@@ -27,12 +27,14 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "../body_join.h"
 #include "../status.h"
 #include "allow_list.h"
 #include "binding.h"
@@ -102,6 +104,11 @@ struct ConnBase {
   uint8_t* read_block = nullptr;
   napi_ref block_ref = nullptr;
   napi_value read_chunk = nullptr;
+  uint8_t* chunk_data = nullptr;  // read_chunk's bytes
+  // The last body event of this read (its slot in `slots`) and the slice of read_chunk it
+  // announces: a body slice of the same request right after it joins it (add_body).
+  size_t body_slot = SIZE_MAX;
+  BodyJoin body_join;
 
   // A Buffer to read the next body bytes into: allocated as node:net allocates its reads
   // (uninitialized, its memory known to the garbage collector), so handing it over costs no copy.
@@ -125,13 +132,30 @@ struct ConnBase {
     if (read_chunk == nullptr) {
       if (read_block != nullptr && read_base == read_block) {
         napi_get_reference_value(env, block_ref, &read_chunk);
+        chunk_data = read_block;
         drop_block();  // the Buffer is JavaScript's now
       } else {
-        read_chunk = Napi::Buffer<uint8_t>::Copy(env, read_base, read_size);
+        auto copy = Napi::Buffer<uint8_t>::Copy(env, read_base, read_size);
+        read_chunk = copy;
+        chunk_data = copy.Data();
       }
       add(kChunk, num(0), read_chunk, num(static_cast<double>(read_size)));
     }
     return static_cast<double>(data - read_base);
+  }
+
+  // A body event for `size` bytes at `data` in this read; a slice of the same request right
+  // after the last one joins it (body_join.h: Apache's 8 KiB FastCGI records of one read reach
+  // JavaScript as one chunk, not one each).
+  void add_body(uint32_t kind, uint32_t request, const uint8_t* data, size_t size) {
+    const auto at = static_cast<size_t>(body_offset(data));
+    const bool follows = body_slot != SIZE_MAX && body_slot + 4 == slots->size();
+    if (body_join.add(chunk_data, request, at, size, follows)) {
+      slots->back() = num(static_cast<double>(body_join.end() - body_join.begin()));
+      return;
+    }
+    add(kind, num(request), num(static_cast<double>(at)), num(static_cast<double>(size)));
+    body_slot = slots->size() - 4;
   }
 
   void add(uint32_t kind, napi_value a, napi_value b, napi_value c) {
@@ -411,6 +435,8 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     c->read_base = reinterpret_cast<const uint8_t*>(buf->base);
     c->read_size = nread > 0 ? static_cast<size_t>(nread) : 0;
     c->read_chunk = nullptr;
+    c->body_slot = SIZE_MAX;
+    c->body_join.reset();
     bool close_now = false;
     bool with_peer = false;
     if (nread > 0) {

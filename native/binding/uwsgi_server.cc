@@ -24,7 +24,7 @@ struct UwsgiConn final : ConnBase, uwsgi::Sink {
     add(kRequest, num(modifier1 + 256.0 * modifier2), pairs_array(env, vars), num(static_cast<double>(content_length)));
   }
   void on_body(const uint8_t* data, size_t size) override {
-    add(kBody, 0, body_offset(data), static_cast<double>(size));
+    add_body(kBody, 0, data, size);
   }
   void on_body_end() override {
     input_done = true;

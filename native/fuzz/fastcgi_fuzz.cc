@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../body_join.h"
 #include "../fastcgi/codec.h"
 #include "fuzz_input.h"
 
@@ -63,6 +64,10 @@ class Recorder final : public Sink {
   // The chunk being pushed: STDIN/DATA spans must point into it.
   const uint8_t* chunk = nullptr;
   size_t chunk_size = 0;
+  // Join each chunk's body slices in place as the listeners do (body_join.h), in the buffer
+  // the decoder reads: its events must not change, and each joined slice must hold exactly
+  // the bytes of the slices it joined.
+  bool join = false;
 
   TSGI_FUZZ_UNCOVERED void on_begin(uint16_t id, uint16_t role, uint8_t flags) override {
     TSGI_FUZZ_CHECK(id != 0, "BEGIN with id 0");
@@ -111,13 +116,51 @@ class Recorder final : public Sink {
   TSGI_FUZZ_UNCOVERED void body(Kind kind, uint16_t id, const uint8_t* data, size_t size) {
     TSGI_FUZZ_CHECK(size > 0, "empty STDIN/DATA event");
     TSGI_FUZZ_CHECK(data >= chunk && data + size <= chunk + chunk_size, "body span outside the pushed chunk");
+    if (join) join_in_place(kind, id, data, size);
     if (!log.empty() && log.back().kind == kind && log.back().id == id) {
       log.back().bytes.append(reinterpret_cast<const char*>(data), size);
     } else {
       log.push_back(Event{kind, id, 0, 0, std::string(reinterpret_cast<const char*>(data), size), {}});
     }
+    join_events_ = log.size();
   }
 
+  // The listener's join: a slice of the same kind and id that follows the last one of this
+  // chunk (no event between) is moved up against it.
+  TSGI_FUZZ_UNCOVERED void join_in_place(Kind kind, uint16_t id, const uint8_t* data, size_t size) {
+    if (chunk != join_chunk_) {
+      join_chunk_ = chunk;
+      join_.reset();
+      joined_.clear();
+    }
+    auto* buf = const_cast<uint8_t*>(chunk);  // the ChunkedCopy's own bytes (decode with copy)
+    const size_t at = static_cast<size_t>(data - chunk);
+    const bool follows = join_.open() && log.size() == join_events_ && join_kind_ == kind;
+    if (join_.open()) TSGI_FUZZ_CHECK(at >= join_.end(), "a body slice before the end of the last one");
+    const std::string piece(reinterpret_cast<const char*>(data), size);  // before the move
+    if (join_.add(buf, id, at, size, follows)) {
+      joined_ += piece;
+    } else {
+      // The slice before is final: all of it still holds what it joined.
+      if (!joined_.empty()) {
+        TSGI_FUZZ_CHECK(std::memcmp(buf + last_begin_, joined_.data(), joined_.size()) == 0,
+                        "a joined slice was overwritten by a later one");
+      }
+      joined_ = piece;
+      last_begin_ = join_.begin();
+    }
+    join_kind_ = kind;
+    TSGI_FUZZ_CHECK(join_.end() - join_.begin() == joined_.size(), "a joined slice's length is not its slices' sum");
+    TSGI_FUZZ_CHECK(std::memcmp(buf + join_.end() - size, piece.data(), size) == 0,
+                    "a joined slice does not end with the bytes of the slice joined to it");
+  }
+
+  BodyJoin join_;
+  const uint8_t* join_chunk_ = nullptr;
+  Kind join_kind_ = kStdin;
+  size_t join_events_ = 0;  // the log's size after the last body event
+  size_t last_begin_ = 0;
+  std::string joined_;
   Decoder& decoder_;
   size_t max_requests_;
   bool release_;
@@ -139,9 +182,10 @@ struct Setup {
 // Pushes the stream in the given chunk lengths, then ends it. The round trip skips `copy`:
 // its inputs are our encoders'.
 TSGI_FUZZ_UNCOVERED Outcome decode(const Setup& setup, const uint8_t* data, size_t size, const std::vector<size_t>& lengths,
-                                   bool copy = true) {
+                                   bool copy = true, bool join = false) {
   Decoder decoder(setup.limits);
   Recorder sink(decoder, setup.limits.max_requests, setup.release, setup.release_mask);
+  sink.join = join && copy;
   Outcome out;
   static_cast<tsgi::fuzz::Ending&>(out) = tsgi::fuzz::run_decoder(
       decoder, sink, data, size, lengths, copy, [&] { return sink.log.size(); },
@@ -437,7 +481,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const Outcome whole = decode(setup, stream, stream_size, std::vector<size_t>{stream_size});
   Rng rng(seed ^ static_cast<uint64_t>(stream_size) << 16);
-  const Outcome split = decode(setup, stream, stream_size, tsgi::fuzz::choose_splits(stream_size, split_mode, rng));
+  // The split decode also joins its body slices in place, as the listeners do.
+  const Outcome split = decode(setup, stream, stream_size, tsgi::fuzz::choose_splits(stream_size, split_mode, rng), true, true);
   expect_same(whole, split);
 
   if ((choices & 0x80) && (seed & 7) == 0) {
