@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { apacheVersion, freePort, startApache, startNginx, type FrontServer } from "../test/support/front-servers.ts";
-import { APACHE_MODULES, BASELINE, CONTENDERS, EXPRESS_BASELINE, ROOT, apacheConf, nginxConf, type Contender, type Plan } from "./lib/contenders.ts";
+import { APACHE_BASELINE, APACHE_MODULES, BASELINE, CONTENDERS, EXPRESS_BASELINE, ROOT, apacheConf, nginxConf, type Contender, type Plan } from "./lib/contenders.ts";
 import { cpuMicros, group, killAllTrackedSync, spawnTracked, stopTracked, sumRssKiB, type Group, type Started } from "./lib/procs.ts";
 import { checkTargets, fmt, markdownTable, summarize, targetsMarkdown, targetsText, textTable, type Row, type Run } from "./lib/report.ts";
 import { abortWrk, runWrk } from "./lib/wrk.ts";
@@ -422,7 +422,7 @@ for (const w of WORKLOADS) {
   console.log(textTable(rs));
 }
 
-const targets = checkTargets(rows, BASELINE, idleMiB);
+const targets = checkTargets(rows, runs, BASELINE, APACHE_BASELINE, idleMiB);
 if (idleMiB.size) {
   console.log(`\nworker RSS at rest (started, before any request), MiB: ${[...idleMiB].map(([c, m]) => `${c} ${fmt(m, 1)}`).join(", ")}`);
 }
@@ -430,7 +430,7 @@ const w6 = rows.find((r) => r.workload === "W6" && r.contender === "express-tsgi
 if (w6?.rpsRatio != null) {
   console.log(`\nW6: Express under tsgi ${fmt(w6.rpsRatio, 2)}x the req/s of Express on node:http (CPU/request ${w6.cpuRatio === null ? "–" : `${fmt(w6.cpuRatio, 2)}x`}); target ≥ 1.0x: ${w6.rpsRatio >= 1 ? "met" : "MISSED"}`);
 }
-if (targets.length) console.log(`\ntargets (issue 4; W6: issue 10):\n${targetsText(targets)}`);
+if (targets.length) console.log(`\ntargets (issues 4 and 11; W6: issue 10):\n${targetsText(targets)}`);
 
 if (runs.length) {
   const resultsDir = join(ROOT, "bench", "results");
@@ -447,7 +447,7 @@ if (runs.length) {
     "",
     ...WORKLOADS.filter((w) => byWorkload(w.id).length).flatMap((w) => [`## ${w.id}: ${w.what}, ${connectionsOverride ?? w.connections} connections`, "", markdownTable(byWorkload(w.id)), ""]),
     ...(idleMiB.size ? ["## Worker RSS at rest (started, before any request)", "", "| contender | MiB |", "|---|---:|", ...[...idleMiB].map(([c, m]) => `| ${c} | ${fmt(m, 1)} |`), ""] : []),
-    ...(targets.length ? ["## Targets (issue 4; W6: issue 10)", "", targetsMarkdown(targets), ""] : []),
+    ...(targets.length ? ["## Targets (issues 4 and 11; W6: issue 10)", "", targetsMarkdown(targets), ""] : []),
   ].join("\n");
   writeFileSync(join(resultsDir, `${flags.out}.md`), md);
   console.log(`\nwrote bench/results/${flags.out}.json and bench/results/${flags.out}.md`);

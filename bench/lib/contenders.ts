@@ -45,6 +45,8 @@ export interface Contender {
 }
 
 export const BASELINE = "node-http";
+/** The baseline of the contenders behind Apache: node:http through mod_proxy_http. */
+export const APACHE_BASELINE = "apache-http-node";
 /** W6's baseline: the same Express app as express-tsgi-fcgi-keep-unix, on node:http. */
 export const EXPRESS_BASELINE = "express-node-http";
 
@@ -148,6 +150,22 @@ export const CONTENDERS: Contender[] = [
     },
   },
   {
+    id: "tsgi-fcgi-keep-tcp",
+    what: "nginx fastcgi_pass → tsgi, TCP, fastcgi_keep_conn on + upstream keepalive",
+    front: "nginx",
+    tsgi: true,
+    async plan(ctx) {
+      const port = await ctx.port();
+      return {
+        backend: { cmd: process.execPath, args: tsgi(ctx, `fastcgi:127.0.0.1:${port}`), ready: { port }, children: ctx.workers },
+        nginx: {
+          upstream: upstreamKeepalive("tsgi_fcgi_keep_tcp", `127.0.0.1:${port}`),
+          location: `location ${prefix(this.id)} { fastcgi_pass tsgi_fcgi_keep_tcp; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }`,
+        },
+      };
+    },
+  },
+  {
     id: "tsgi-fcgi-unix",
     what: "nginx fastcgi_pass → tsgi, unix socket, a connection per request",
     front: "nginx",
@@ -196,6 +214,15 @@ export const CONTENDERS: Contender[] = [
         },
         nginx: { location: `location ${prefix(this.id)} { uwsgi_pass unix:${path}; include /etc/nginx/uwsgi_params; }` },
       };
+    },
+  },
+  {
+    id: APACHE_BASELINE,
+    what: "Apache mod_proxy_http → node:http, pooled keep-alive connections, TCP (the Apache baseline)",
+    front: "apache",
+    async plan(ctx) {
+      const port = await ctx.port();
+      return { backend: nodeApp(ctx, "node-http.mjs", port), apache: `ProxyPass "${prefix(this.id)}" "http://127.0.0.1:${port}/" keepalive=On` };
     },
   },
   {
@@ -305,4 +332,4 @@ export function apacheConf(plans: { c: Contender; p: Plan }[]): string {
   ].join("\n");
 }
 
-export const APACHE_MODULES = ["proxy", "proxy_fcgi", "proxy_uwsgi"];
+export const APACHE_MODULES = ["proxy", "proxy_http", "proxy_fcgi", "proxy_uwsgi"];

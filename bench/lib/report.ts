@@ -131,10 +131,16 @@ export function markdownTable(rows: Row[]): string {
   return lines.join("\n");
 }
 
-// ---- issue 4's targets, checked against the medians of this run ----
+// ---- the targets (issues 4, 10 and 11), checked against this run's own medians ----
+// Every target is a ratio between contenders measured in the same run (absolute microseconds
+// do not carry between machines): each round's ratio first, then the median over rounds.
 
-/** The tsgi contenders the targets name: uwsgi over a unix socket and FastCGI with keep-conn. */
-export const TARGETED = ["tsgi-uwsgi-unix", "tsgi-fcgi-keep-unix"];
+/** The tsgi contenders behind nginx the targets name: FastCGI with keep-conn (unix, TCP), uwsgi over a unix socket. */
+export const TARGETED = ["tsgi-fcgi-keep-unix", "tsgi-fcgi-keep-tcp", "tsgi-uwsgi-unix"];
+/** The tsgi contenders behind Apache, held to the Apache baseline. */
+export const APACHE_TARGETED = ["apache-fcgi-tsgi", "apache-uwsgi-tsgi"];
+const FCGI_KEEP = ["tsgi-fcgi-keep-unix", "tsgi-fcgi-keep-tcp"];
+const UWSGI_C = "uwsgi-python";
 
 export interface TargetCheck {
   target: string;
@@ -143,26 +149,63 @@ export interface TargetCheck {
   met: boolean;
 }
 
+type Measure = (r: Run) => number | null;
+const rpsOf: Measure = (r) => r.rps;
+const cpuOf: Measure = (r) => r.cpuUsPerReq;
+const workerCpuOf: Measure = (r) => r.workerCpuUsPerReq;
+
+/** The median over rounds of `mine(c's run) / theirs(other's run)` in workload `w` (null when a round lacks either). */
+export function roundRatio(runs: Run[], w: string, c: string, other: string, mine: Measure, theirs: Measure = mine): number | null {
+  const ratios: number[] = [];
+  for (const r of runs) {
+    if (r.workload !== w || r.contender !== c) continue;
+    const o = runs.find((x) => x.workload === w && x.contender === other && x.round === r.round);
+    const a = mine(r);
+    const b = o ? theirs(o) : null;
+    if (a !== null && b !== null && b > 0) ratios.push(a / b);
+  }
+  return ratios.length ? median(ratios) : null;
+}
+
 /**
- * Every target of issue 4 that this run measured, for each targeted contender. `idleMiB`: the
- * workers' RSS of each contender once started, before any request.
+ * Every target this run measured. `baseline`: nginx → node:http; `apacheBaseline`: Apache →
+ * node:http; `idleMiB`: the workers' RSS of each contender once started, before any request.
  */
-export function checkTargets(rows: Row[], baseline: string, idleMiB: Map<string, number>): TargetCheck[] {
+export function checkTargets(rows: Row[], runs: Run[], baseline: string, apacheBaseline: string, idleMiB: Map<string, number>): TargetCheck[] {
   const out: TargetCheck[] = [];
   const row = (w: string, c: string) => rows.find((r) => r.workload === w && r.contender === c);
   const add = (target: string, contender: string, measured: string, met: boolean) => out.push({ target, contender, measured, met });
+  const x = (v: number) => `${fmt(v, 2)}×`;
   for (const c of TARGETED) {
     const w1 = row("W1", c);
     const b1 = row("W1", baseline);
-    if (w1?.cpuUsPerReq != null) add("W1 backend CPU ≤ 30 µs/request", c, `${fmt(w1.cpuUsPerReq, 1)} µs`, w1.cpuUsPerReq <= 30);
-    if (w1?.rpsRatio != null) add(`W1 req/s ≥ 1.25× ${baseline}`, c, `${fmt(w1.rpsRatio, 2)}×`, w1.rpsRatio >= 1.25);
-    if (w1 && b1) add(`W1 p99 ≤ ${baseline}'s`, c, `${fmt(w1.p99ms, 2)} ms against ${fmt(b1.p99ms, 2)} ms`, w1.p99ms <= b1.p99ms);
+    if (FCGI_KEEP.includes(c)) {
+      // Issue 11: W1 through nginx, FastCGI keep-conn.
+      if (w1?.cpuRatio != null) add(`W1 CPU/request ≤ 0.6× ${baseline}`, c, `${x(w1.cpuRatio)} (${fmt(w1.cpuUsPerReq, 1)} µs)`, w1.cpuRatio <= 0.6);
+      if (w1?.rpsRatio != null) add(`W1 req/s ≥ 1.25× ${baseline}`, c, x(w1.rpsRatio), w1.rpsRatio >= 1.25);
+      if (w1 && b1) add(`W1 p99 ≤ ${baseline}'s`, c, `${fmt(w1.p99ms, 2)} ms against ${fmt(b1.p99ms, 2)} ms`, w1.p99ms <= b1.p99ms);
+    } else {
+      // Issue 11: W1 through nginx, uwsgi over a unix socket, against uWSGI's C worker.
+      const cpu = roundRatio(runs, "W1", c, UWSGI_C, cpuOf, workerCpuOf);
+      const rps = roundRatio(runs, "W1", c, UWSGI_C, rpsOf);
+      if (cpu !== null) add(`W1 CPU/request ≤ ${UWSGI_C}'s worker`, c, x(cpu), cpu <= 1);
+      if (rps !== null) add(`W1 req/s ≥ ${UWSGI_C}`, c, x(rps), rps >= 1);
+    }
     for (const w of ["W2", "W3", "W4"]) {
       const r = row(w, c);
       if (!r) continue;
-      if (r.rpsRatio != null) add(`${w} req/s ≥ ${baseline}`, c, `${fmt(r.rpsRatio, 2)}×`, r.rpsRatio >= 1);
-      if (r.cpuRatio != null) add(`${w} CPU/request ≤ ${baseline}`, c, `${fmt(r.cpuRatio, 2)}× (${fmt(r.cpuUsPerReq, 1)} µs)`, r.cpuRatio <= 1);
+      if (r.rpsRatio != null) add(`${w} req/s ≥ ${baseline}`, c, x(r.rpsRatio), r.rpsRatio >= 1);
+      if (r.cpuRatio != null) add(`${w} CPU/request ≤ 0.9× ${baseline}`, c, `${x(r.cpuRatio)} (${fmt(r.cpuUsPerReq, 1)} µs)`, r.cpuRatio <= 0.9);
     }
+    // W5: two workers cost no more per request than one (no thundering herd, no lock), and
+    // beat node:http's cluster.
+    const w5 = row("W5", c);
+    if (w5?.cpuUsPerReq != null && w1?.cpuUsPerReq != null) {
+      const grow = w5.cpuUsPerReq / w1.cpuUsPerReq;
+      add("W5 CPU/request ≤ 1.1× its own W1", c, `${x(grow)} (${fmt(w5.cpuUsPerReq, 1)} against ${fmt(w1.cpuUsPerReq, 1)} µs)`, grow <= 1.1);
+    }
+    if (w5?.rpsRatio != null) add(`W5 req/s ≥ ${baseline}'s cluster`, c, x(w5.rpsRatio), w5.rpsRatio >= 1);
+    // Issue 4: five times the plain-Node FastCGI server.
     for (const w of ["W1", "W2", "W3", "W4"]) {
       const r = row(w, c);
       const f = row(w, "node-fastcgi");
@@ -173,20 +216,31 @@ export function checkTargets(rows: Row[], baseline: string, idleMiB: Map<string,
         add(`${w} CPU/request ≤ node-fastcgi's / 5`, c, `${fmt(f.cpuUsPerReq / r.cpuUsPerReq, 1)}× less`, r.cpuUsPerReq * 5 <= f.cpuUsPerReq);
       }
     }
+    // Memory.
     const idle = idleMiB.get(c);
     const idleBase = idleMiB.get(baseline);
     if (idle !== undefined && idleBase !== undefined) {
       add(`worker RSS at rest ≤ ${baseline}'s + 15 MiB`, c, `${fmt(idle, 1)} MiB against ${fmt(idleBase, 1)} MiB`, idle <= idleBase + 15);
+    }
+    if (w1?.workerRssPeakMiB != null && b1?.workerRssPeakMiB != null) {
+      add(`W1 worker RSS peak ≤ ${baseline}'s + 15 MiB`, c, `${fmt(w1.workerRssPeakMiB, 1)} MiB against ${fmt(b1.workerRssPeakMiB, 1)} MiB`, w1.workerRssPeakMiB <= b1.workerRssPeakMiB + 15);
     }
     for (const w of ["W3", "W4"]) {
       const r = row(w, c);
       if (r?.workerRssGrowthMiB != null) add(`${w} worker RSS growth ≤ 64 MiB`, c, `${fmt(r.workerRssGrowthMiB, 1)} MiB`, r.workerRssGrowthMiB <= 64);
     }
   }
+  // Issue 11: Apache as a front, against node:http behind the same Apache.
+  for (const c of APACHE_TARGETED) {
+    for (const w of ["W1", "W2", "W3"]) {
+      const rps = roundRatio(runs, w, c, apacheBaseline, rpsOf);
+      if (rps !== null) add(`${w} req/s ≥ ${apacheBaseline}`, c, x(rps), rps >= 1);
+    }
+  }
   // Issue 10: an Express app under tsgi (fromNodeHandler) against the same app on node:http.
   const w6 = row("W6", "express-tsgi-fcgi-keep-unix");
-  if (w6?.rpsRatio != null) add("W6 req/s ≥ 1.0× express-node-http", w6.contender, `${fmt(w6.rpsRatio, 2)}×`, w6.rpsRatio >= 1);
-  if (w6?.cpuRatio != null) add("W6 CPU/request ≤ express-node-http", w6.contender, `${fmt(w6.cpuRatio, 2)}× (${fmt(w6.cpuUsPerReq, 1)} µs)`, w6.cpuRatio <= 1);
+  if (w6?.rpsRatio != null) add("W6 req/s ≥ 1.0× express-node-http", w6.contender, x(w6.rpsRatio), w6.rpsRatio >= 1);
+  if (w6?.cpuRatio != null) add("W6 CPU/request ≤ express-node-http", w6.contender, `${x(w6.cpuRatio)} (${fmt(w6.cpuUsPerReq, 1)} µs)`, w6.cpuRatio <= 1);
   return out;
 }
 
