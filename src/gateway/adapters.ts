@@ -192,10 +192,16 @@ class NodeCall implements AsyncIterator<Chunk> {
     // target: a decoded "%", "?" or "#" must not read as an escape, a query or a fragment.
     const path = encodeURI(env.SCRIPT_NAME + env.PATH_INFO).replace(/[?#]/g, encodeURIComponent);
     req.url = env.QUERY_STRING === "" ? path : `${path}?${env.QUERY_STRING}`;
-    const version = /^HTTP\/(\d)\.(\d)$/.exec(String(env.SERVER_PROTOCOL ?? ""));
-    req.httpVersionMajor = version ? Number(version[1]) : 1;
-    req.httpVersionMinor = version ? Number(version[2]) : 1;
-    req.httpVersion = `${req.httpVersionMajor}.${req.httpVersionMinor}`;
+    if (env.SERVER_PROTOCOL === "HTTP/1.1") {
+      req.httpVersionMajor = 1;
+      req.httpVersionMinor = 1;
+      req.httpVersion = "1.1";
+    } else {
+      const version = /^HTTP\/(\d)\.(\d)$/.exec(String(env.SERVER_PROTOCOL ?? ""));
+      req.httpVersionMajor = version ? Number(version[1]) : 1;
+      req.httpVersionMinor = version ? Number(version[2]) : 1;
+      req.httpVersion = `${req.httpVersionMajor}.${req.httpVersionMinor}`;
+    }
     const headers: http.IncomingHttpHeaders = {};
     const raw: string[] = [];
     for (const key in env) {
@@ -208,9 +214,10 @@ class NodeCall implements AsyncIterator<Chunk> {
         name = key;
       } else continue;
       const value = String(env[key]);
+      const spelled = headerNames(name);
       // Repeated request headers were joined already (environ.ts): one line each.
-      headers[name.toLowerCase().replace(/_/g, "-")] = value;
-      raw.push(headerCase(name), value);
+      headers[spelled.lower] = value;
+      raw.push(spelled.raw, value);
     }
     req.headers = headers;
     req.rawHeaders = raw;
@@ -570,17 +577,24 @@ function emitClose(res: http.ServerResponse): void {
 }
 
 /** Spellings of the header names seen so far; bounded, since clients choose the names. */
-const HEADER_CASE = new Map<string, string>();
-const HEADER_CASE_MAX = 512;
+const HEADER_NAMES = new Map<string, HeaderNames>();
+const HEADER_NAMES_MAX = 512;
 
-/** HTTP_X_FORWARDED_FOR → X-Forwarded-For (rawHeaders' usual spelling). */
-function headerCase(cgi: string): string {
-  let name = HEADER_CASE.get(cgi);
-  if (name === undefined) {
-    name = spell(cgi);
-    if (HEADER_CASE.size < HEADER_CASE_MAX) HEADER_CASE.set(cgi, name);
+interface HeaderNames {
+  /** req.headers' key: x-forwarded-for. */
+  lower: string;
+  /** rawHeaders' usual spelling: X-Forwarded-For. */
+  raw: string;
+}
+
+/** The two spellings of a header from its CGI name without HTTP_ (X_FORWARDED_FOR). */
+function headerNames(cgi: string): HeaderNames {
+  let names = HEADER_NAMES.get(cgi);
+  if (names === undefined) {
+    names = { lower: cgi.toLowerCase().replace(/_/g, "-"), raw: spell(cgi) };
+    if (HEADER_NAMES.size < HEADER_NAMES_MAX) HEADER_NAMES.set(cgi, names);
   }
-  return name;
+  return names;
 }
 
 function spell(cgi: string): string {
