@@ -411,10 +411,18 @@ try {
 }
 
 // Each workload's ratios against its own baseline (W6: the same Express app on node:http).
-const rows: Row[] = WORKLOADS.flatMap((w) => summarize(runs.filter((r) => r.workload === w.id), w.baseline ?? BASELINE));
+// The contenders behind Apache against node:http behind the same Apache (when it ran).
+const apacheIds = new Set(CONTENDERS.filter((c) => c.front === "apache").map((c) => c.id));
+const rows: Row[] = WORKLOADS.flatMap((w) => {
+  const mine = runs.filter((r) => r.workload === w.id);
+  const behindApache = mine.filter((r) => apacheIds.has(r.contender));
+  if (w.baseline || !behindApache.some((r) => r.contender === APACHE_BASELINE)) return summarize(mine, w.baseline ?? BASELINE);
+  const nginxRows = summarize(mine.filter((r) => !apacheIds.has(r.contender)), BASELINE);
+  return [...nginxRows, ...summarize(behindApache, APACHE_BASELINE)];
+});
 const minutes = ((Date.now() - t0) / 60_000).toFixed(1);
 const byWorkload = (id: string) => rows.filter((r) => r.workload === id);
-console.log(`\nmedians over ${rounds} round(s); × node = ratio to ${BASELINE} (W6: ${EXPRESS_BASELINE}) in the same round (median of the per-round ratios); CPU = utime+stime of all the backend's processes per request; worker = the worker process(es) alone; took ${minutes} min`);
+console.log(`\nmedians over ${rounds} round(s); × node = ratio to ${BASELINE} (Apache's contenders: to ${APACHE_BASELINE}; W6: ${EXPRESS_BASELINE}) in the same round (median of the per-round ratios); CPU = utime+stime of all the backend's processes per request; worker = the worker process(es) alone; took ${minutes} min`);
 for (const w of WORKLOADS) {
   const rs = byWorkload(w.id);
   if (!rs.length) continue;
@@ -441,7 +449,7 @@ if (runs.length) {
     "",
     `tsgi ${machine.git}; ${machine.nproc} CPUs (${machine.cpu}), Linux ${machine.kernel}; node ${machine.node}, ${machine.nginx}, ${machine.apache}, uWSGI ${machine.uwsgi}, ${machine.wrk}.`,
     `${rounds} interleaved round(s) of ${seconds} s per contender and workload (warm-up ${warmup} s), wrk ${threads} thread(s), one nginx worker process; took ${minutes} min${failure ? " — INCOMPLETE (stopped by an error)" : ""}.`,
-    `Medians over rounds; × node = ratio to \`${BASELINE}\` (W6: \`${EXPRESS_BASELINE}\`) in the same round; CPU = utime+stime of all the backend's processes (tsgi: master + workers) per completed request; worker = the worker process(es) alone.`,
+    `Medians over rounds; × node = ratio to \`${BASELINE}\` (the contenders behind Apache: to \`${APACHE_BASELINE}\`; W6: \`${EXPRESS_BASELINE}\`) in the same round; CPU = utime+stime of all the backend's processes (tsgi: master + workers) per completed request; worker = the worker process(es) alone.`,
     "",
     ...CONTENDERS.filter((c) => settings.contenders.includes(c.id)).map((c) => `- \`${c.id}\`: ${c.what}`),
     "",

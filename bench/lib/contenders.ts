@@ -237,6 +237,19 @@ export const CONTENDERS: Contender[] = [
     },
   },
   {
+    id: "apache-fcgi-tsgi-tcp",
+    what: "Apache mod_proxy_fcgi (enablereuse=on) → tsgi, TCP",
+    front: "apache",
+    tsgi: true,
+    async plan(ctx) {
+      const port = await ctx.port();
+      return {
+        backend: { cmd: process.execPath, args: tsgi(ctx, `fastcgi:127.0.0.1:${port}`), ready: { port }, children: ctx.workers },
+        apache: `ProxyPass "${prefix(this.id)}" "fcgi://127.0.0.1:${port}${prefix(this.id)}" enablereuse=on`,
+      };
+    },
+  },
+  {
     id: "apache-uwsgi-tsgi",
     what: "Apache mod_proxy_uwsgi → tsgi, unix socket",
     front: "apache",

@@ -138,7 +138,7 @@ export function markdownTable(rows: Row[]): string {
 /** The tsgi contenders behind nginx the targets name: FastCGI with keep-conn (unix, TCP), uwsgi over a unix socket. */
 export const TARGETED = ["tsgi-fcgi-keep-unix", "tsgi-fcgi-keep-tcp", "tsgi-uwsgi-unix"];
 /** The tsgi contenders behind Apache, held to the Apache baseline. */
-export const APACHE_TARGETED = ["apache-fcgi-tsgi", "apache-uwsgi-tsgi"];
+export const APACHE_TARGETED = ["apache-fcgi-tsgi", "apache-fcgi-tsgi-tcp", "apache-uwsgi-tsgi"];
 const FCGI_KEEP = ["tsgi-fcgi-keep-unix", "tsgi-fcgi-keep-tcp"];
 const UWSGI_C = "uwsgi-python";
 
