@@ -31,34 +31,12 @@ enum Event : uint32_t {
   kError = 255,
 };
 
-// Param and var names as the strings V8 keeps for property keys (internalized), made once per
-// name. A front server sends the same few dozen names with every request; a fresh string for
-// each is an allocation, and storing it as an environ key is a hash and a string-table lookup
-// more. Bounded, so a peer sending made-up header names cannot grow it: past kMaxNames names
-// (or kMaxLength bytes) a name is a fresh string, as before.
-class NameCache {
- public:
-  static constexpr size_t kMaxNames = 256;
-  static constexpr size_t kMaxLength = 48;
-  napi_value get(Napi::Env env, const uint8_t* data, size_t size);
-
- private:
-  struct Entry {
-    std::string bytes;
-    uint32_t index;  // in keys_ (a reference holds objects only: the strings live in an array)
-  };
-  std::vector<Entry> by_length_[kMaxLength + 1];
-  Napi::Reference<Napi::Array> keys_;
-  uint32_t count_ = 0;
-};
-
 // Per-environment data of the addon (napi instance data).
 struct AddonData {
   // Array.of: building an array in one call lets V8 allocate it once, where n
   // napi_set_element calls each take the generic keyed-store path (measured: half of a
   // push's cost for a 35-param request).
   Napi::FunctionReference array_of;
-  NameCache names;
 };
 
 // A JS array of `values` (built with Array.of up to a size where argument passing stays cheap).

@@ -2,7 +2,6 @@
 // read as one flat array (four slots an event, layout in src/native.ts), params as one array
 // of strings, body bytes as offsets into the pushed chunk (no copy). Bad input is an ERROR
 // event, never a throw.
-#include <cstring>
 #include <string>
 
 #include "../fastcgi/codec.h"
@@ -27,37 +26,9 @@ void read_byte_string(napi_env env, napi_value value, std::string& out) {
   out.resize(len);
 }
 
-napi_value NameCache::get(Napi::Env env, const uint8_t* data, size_t size) {
-  if (size == 0 || size > kMaxLength) return byte_string(env, data, size);
-  std::vector<Entry>& bucket = by_length_[size];
-  for (const Entry& e : bucket) {
-    if (std::memcmp(e.bytes.data(), data, size) == 0) {
-      napi_value key;
-      if (napi_get_element(env, keys_.Value(), e.index, &key) == napi_ok) return key;
-      break;
-    }
-  }
-  Napi::Value fresh = byte_string(env, data, size);
-  if (count_ >= kMaxNames || fresh.IsEmpty()) return fresh;
-  // The key V8 stores for this name: a property set with it, read back as a key.
-  Napi::Object holder = Napi::Object::New(env);
-  holder.Set(fresh, true);
-  Napi::Array keys = holder.GetPropertyNames();
-  Napi::Value key = keys.Length() == 1 ? keys.Get(0u) : Napi::Value();
-  if (key.IsEmpty() || !key.IsString()) return fresh;  // "__proto__" sets no property
-  if (keys_.IsEmpty()) keys_ = Napi::Persistent(Napi::Array::New(env));
-  keys_.Value().Set(count_, key);
-  bucket.push_back(Entry{std::string(reinterpret_cast<const char*>(data), size), count_});
-  count_++;
-  return key;
-}
-
 napi_value pairs_array(Napi::Env env, const std::vector<Span>& pairs) {
-  NameCache& names = env.GetInstanceData<AddonData>()->names;
   std::vector<napi_value> values(pairs.size());
-  for (size_t i = 0; i < pairs.size(); i++) {
-    values[i] = i % 2 == 0 ? names.get(env, pairs[i].data, pairs[i].size) : byte_string(env, pairs[i].data, pairs[i].size);
-  }
+  for (size_t i = 0; i < pairs.size(); i++) values[i] = byte_string(env, pairs[i].data, pairs[i].size);
   return make_array(env, values);
 }
 
