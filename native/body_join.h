@@ -27,7 +27,7 @@ class BodyJoin {
   // when it starts a new slice.
   bool add(uint8_t* buf, uint32_t request, size_t at, size_t size, bool follows) {
     if (open_ && follows && request == request_ && at >= end_) {
-      std::memmove(buf + end_, buf + at, size);
+      if (at != end_) std::memmove(buf + end_, buf + at, size);
       end_ += size;
       return true;
     }
