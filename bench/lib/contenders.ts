@@ -76,6 +76,10 @@ function tsgiUnix(ctx: Ctx, id: string, proto: "uwsgi" | "fastcgi", app?: string
   return { cmd: process.execPath, args: tsgi(ctx, `${proto}:unix:${path}`, app), ready: { path }, children: ctx.workers };
 }
 
+function tsgiTcp(ctx: Ctx, port: number, proto: "uwsgi" | "fastcgi"): BackendSpec {
+  return { cmd: process.execPath, args: tsgi(ctx, `${proto}:127.0.0.1:${port}`), ready: { port }, children: ctx.workers };
+}
+
 function nodeApp(ctx: Ctx, file: string, port: number): BackendSpec {
   return {
     cmd: process.execPath,
@@ -127,7 +131,7 @@ export const CONTENDERS: Contender[] = [
     async plan(ctx) {
       const port = await ctx.port();
       return {
-        backend: { cmd: process.execPath, args: tsgi(ctx, `uwsgi:127.0.0.1:${port}`), ready: { port }, children: ctx.workers },
+        backend: tsgiTcp(ctx, port, "uwsgi"),
         nginx: { location: `location ${prefix(this.id)} { uwsgi_pass 127.0.0.1:${port}; include /etc/nginx/uwsgi_params; }` },
       };
     },
@@ -157,7 +161,7 @@ export const CONTENDERS: Contender[] = [
     async plan(ctx) {
       const port = await ctx.port();
       return {
-        backend: { cmd: process.execPath, args: tsgi(ctx, `fastcgi:127.0.0.1:${port}`), ready: { port }, children: ctx.workers },
+        backend: tsgiTcp(ctx, port, "fastcgi"),
         nginx: {
           upstream: upstreamKeepalive("tsgi_fcgi_keep_tcp", `127.0.0.1:${port}`),
           location: `location ${prefix(this.id)} { fastcgi_pass tsgi_fcgi_keep_tcp; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }`,
@@ -244,7 +248,7 @@ export const CONTENDERS: Contender[] = [
     async plan(ctx) {
       const port = await ctx.port();
       return {
-        backend: { cmd: process.execPath, args: tsgi(ctx, `fastcgi:127.0.0.1:${port}`), ready: { port }, children: ctx.workers },
+        backend: tsgiTcp(ctx, port, "fastcgi"),
         apache: `ProxyPass "${prefix(this.id)}" "fcgi://127.0.0.1:${port}${prefix(this.id)}" enablereuse=on`,
       };
     },
