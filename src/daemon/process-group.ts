@@ -22,8 +22,9 @@ import type { MasterMessage, WorkerConfig, WorkerMessage } from "./worker.ts";
 
 /**
  * V8's semi-space (half the young generation) for a worker, MiB. V8 grows it to 16 MiB under a
- * request load, and the young generation's 32 MiB stays in the worker's RSS; a gateway's
- * per-request garbage dies young at any size, so a smaller one costs few scavenges more.
+ * request load, and the young generation's 32 MiB stays in the worker's RSS. A gateway's
+ * per-request garbage dies young at any size: a smaller one means more scavenges, each of the
+ * same few live requests (README, "A young generation sized for a gateway", for the figures).
  * `--max-semi-space-size` in NODE_OPTIONS or the master's own flags wins.
  */
 const SEMI_SPACE_MIB = Number(process.env.TSGI_SEMI_SPACE_MIB ?? 4);
