@@ -9,7 +9,7 @@ import { closeSync } from "node:fs";
 import { TsgiInput } from "../gateway/input.ts";
 import { EVENT, binding, checkListener, type RawEvents } from "../native.ts";
 import { coded, parseContentLength } from "./connection.ts";
-import { OpenRequests, connectionEvent, nativeSink, slice } from "./native-listener.ts";
+import { LazyPeer, OpenRequests, connectionEvent, nativeSink, slice } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 import type { NativeListener } from "./native-listener.ts";
 
@@ -87,13 +87,7 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean, onHandoff?
       (text, chunk, last, status) => native.respond(conn, id, text, chunk, last, status),
       () => native.cut(conn),
     );
-    const meta = {
-      get peer() {
-        return peerOf(conn);
-      },
-      protocol: "fastcgi" as const,
-    };
-    site.serve(params, input, sink, req.controller, meta);
+    site.serve(params, input, sink, req.controller, new LazyPeer(conn, peerOf, "fastcgi"));
   }
 
   return native;

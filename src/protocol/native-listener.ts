@@ -10,7 +10,7 @@ import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, codecError, type RawEvents } from "../native.ts";
 import { clientGone, codecErrorLine, headerTimeoutLine, refusedLine } from "./connection.ts";
-import type { Site } from "./site.ts";
+import type { RequestMeta, Site } from "./site.ts";
 
 /** A listening socket served by the native bridge, as the worker drives it. */
 export interface NativeListener {
@@ -37,6 +37,27 @@ export interface NativeRequest {
   drain: { resolve: () => void; reject: (err: Error) => void } | null;
   /** Bytes of the response still queued when the connection went (never sent). */
   unsent: number;
+}
+
+/**
+ * A native listener's RequestMeta: the peer asked of the connection only when a log line
+ * needs it. A class, not a literal with a getter: a getter of its own per request made V8
+ * allocate each one in the old generation (environ.ts says more).
+ */
+export class LazyPeer implements RequestMeta {
+  readonly #conn: number;
+  readonly #peerOf: (conn: number) => string;
+  constructor(
+    conn: number,
+    peerOf: (conn: number) => string,
+    readonly protocol: "fastcgi" | "uwsgi",
+  ) {
+    this.#conn = conn;
+    this.#peerOf = peerOf;
+  }
+  get peer(): string {
+    return this.#peerOf(this.#conn);
+  }
 }
 
 /**

@@ -71,9 +71,10 @@ export interface BuiltinPages {
 
 export interface RequestMeta {
   /** Who sent the request on the wire, for log lines: "127.0.0.1:51234" or "unix socket". */
-  peer: string;
-  protocol: "fastcgi" | "uwsgi" | "http";
+  readonly peer: string;
+  readonly protocol: "fastcgi" | "uwsgi" | "http";
 }
+
 
 interface HeldRequest {
   params: string[];

@@ -5,12 +5,13 @@
 
 import { TsgiInput } from "../gateway/input.ts";
 import { EVENT, binding, checkListener, type RawEvents } from "../native.ts";
-import { OpenRequests, connectionEvent, nativeSink, slice, type NativeListener } from "./native-listener.ts";
+import { LazyPeer, OpenRequests, connectionEvent, nativeSink, slice, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 /** Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge. */
 export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListener {
   const requests = new OpenRequests();
+  const peerOf = (conn: number) => native.peer(conn) || "uwsgi peer";
   const SERVER_EVENT = binding.serverEvents;
 
   const onEvents = (conn: number, ev: RawEvents, peer?: string) => {
@@ -50,13 +51,7 @@ export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListe
       (text, chunk, last) => native.respond(conn, text, chunk, last),
       () => native.cut(conn),
     );
-    const meta = {
-      get peer() {
-        return native.peer(conn) || "uwsgi peer";
-      },
-      protocol: "uwsgi" as const,
-    };
-    site.serve(vars, input, sink, req.controller, meta);
+    site.serve(vars, input, sink, req.controller, new LazyPeer(conn, peerOf, "uwsgi"));
   }
 
   return native;

@@ -103,3 +103,28 @@ describe("environ: the other keys", () => {
     expect(e.QUERY_STRING).toBe("");
   });
 });
+
+describe("environ: tsgi.signal", () => {
+  it("is an own enumerable key whose signal is made on first use and follows the request's abort", () => {
+    const abort = new RequestAbort();
+    const r = buildEnviron(["REQUEST_METHOD", "GET", "PATH_INFO", "/"], { ...ctx(), abort });
+    if (!("environ" in r)) throw r.error;
+    const e = r.environ;
+    expect(Object.keys(e)).toContain("tsgi.signal");
+    const signal = e["tsgi.signal"];
+    expect(signal).toBeInstanceOf(AbortSignal);
+    expect(e["tsgi.signal"]).toBe(signal);
+    expect(signal.aborted).toBe(false);
+    abort.abort(new Error("client gone"));
+    expect(signal.aborted).toBe(true);
+    // A copy (a middleware's spread) carries the same signal.
+    expect({ ...e }["tsgi.signal"]).toBe(signal);
+  });
+
+  it("every environ shares one getter: no accessor of its own per request (V8 put those in the old generation)", () => {
+    const a = Object.getOwnPropertyDescriptor(env(["PATH_INFO", "/a"]), "tsgi.signal");
+    const b = Object.getOwnPropertyDescriptor(env(["PATH_INFO", "/b"]), "tsgi.signal");
+    expect(typeof a?.get).toBe("function");
+    expect(a?.get).toBe(b?.get);
+  });
+});
