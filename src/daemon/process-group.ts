@@ -20,22 +20,6 @@ import type { BoundSocket, SocketRegistry } from "./sockets.ts";
 import { resolveGroup, resolveUser } from "./users.ts";
 import type { MasterMessage, WorkerConfig, WorkerMessage } from "./worker.ts";
 
-/**
- * V8's semi-space (half the young generation) for a worker, MiB. V8 grows it to 16 MiB under a
- * request load, and the young generation's 32 MiB stays in the worker's RSS. A gateway's
- * per-request garbage dies young at any size: a smaller one means more scavenges, each of the
- * same few live requests (README, "A young generation sized for a gateway", for the figures).
- * `--max-semi-space-size` in NODE_OPTIONS or the master's own flags wins.
- */
-const SEMI_SPACE_MIB = Number(process.env.TSGI_SEMI_SPACE_MIB ?? 4);
-
-/** The node flags a worker runs with: the master's, and the semi-space cap unless one is set. */
-export function workerExecArgv(env: Record<string, string | undefined>): string[] {
-  const sets = (flags: string) => /--max-semi-space-size\b/.test(flags);
-  if (!(SEMI_SPACE_MIB > 0) || sets(process.execArgv.join(" ")) || sets(env.NODE_OPTIONS ?? "")) return process.execArgv;
-  return [...process.execArgv, `--max-semi-space-size=${SEMI_SPACE_MIB}`];
-}
-
 /** What a group's children (and, ondemand, its listening sockets) tell the master's loop. */
 export type ChildEvent =
   | { kind: "message"; group: ProcessGroup; pid: number; msg: WorkerMessage }
@@ -334,10 +318,8 @@ export class ProcessGroup {
   #spawn(a: Extract<Action, { kind: "spawn" }>, now: number): Action[] {
     let child: ChildProcess;
     try {
-      const env = this.#workerEnv(a.index);
       child = fork(BIN, [], {
-        env,
-        execArgv: workerExecArgv(env),
+        env: this.#workerEnv(a.index),
         stdio: ["inherit", "inherit", "inherit", "ipc", ...this.#sockets.map((s) => s.fd)],
       });
     } catch (err) {
