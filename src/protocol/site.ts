@@ -75,7 +75,6 @@ export interface RequestMeta {
   readonly protocol: "fastcgi" | "uwsgi" | "http";
 }
 
-
 interface HeldRequest {
   params: string[];
   input: TsgiInput;
