@@ -65,6 +65,9 @@ interface Binding {
   UwsgiServer: NativeListenerClass<NativeUwsgiServer, [maxParams: number]>;
   FastCgiServer: NativeListenerClass<NativeFastCgiServer, [maxParams: number, maxRequests: number]>;
   serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number; UNKNOWN_ROLE: number; CHUNK: number; REFUSED: number; HANDOFF: number };
+  /** The names the listeners' packed params number (native/param_pack.h), and the layout's slots. */
+  paramNames: string[];
+  paramPack: { HEAD: number; PAIRS: number; ROLE: number; FLAGS: number; LENGTH_HIGH: number; LENGTH_LOW: number; REPEATED: number };
   /** Master side: bound, listening sockets that nothing accepts on (native/binding/listen.cc). */
   bindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
   bindUnix(path: string, backlog: number): { fd: number };
@@ -93,8 +96,12 @@ export type InheritedSocketAddress =
   | { listening: boolean; stream: boolean; family: "inet" | "inet6"; host: string; port: number }
   | { listening: boolean; stream: boolean; family: "other" };
 
-/** Called once per read (or timeout, drain, close) of connection `connId` with its events; `peer` comes with ERROR, TIMEOUT and REFUSED (connection 0). */
-export type ServerEventHandler = (connId: number, events: RawEvents, peer?: string) => void;
+/**
+ * Called once per read (or timeout, drain, close) of connection `connId` with its events;
+ * `peer` comes with ERROR, TIMEOUT and REFUSED (connection 0); `layouts` holds the packed
+ * params of this call's PARAMS and REQUEST events (native/param_pack.h), valid during the call.
+ */
+export type ServerEventHandler = (connId: number, events: RawEvents, peer: string | undefined, layouts: Int32Array) => void;
 
 /** A native listener's constructor: the listening fd and the common settings, then the protocol's limits. */
 type NativeListenerClass<T, Limits extends unknown[]> = new (
@@ -194,8 +201,11 @@ export type EventName =
  * that push, so `chunk.subarray(off, off + len)` is the body without a copy.
  *
  * The native listeners (`FastCgiServer`, `UwsgiServer`) use the same kinds with these
- * differences: PARAMS carries the role in [3]; there is no BEGIN (a request appears with its
- * params) and no GET_VALUES or UNKNOWN_TYPE (answered natively); and the server kinds of
+ * differences: PARAMS and REQUEST carry their params packed, [2] a string and [3] where their
+ * layout starts in the callback's `layouts` (src/protocol/native-listener.ts unpackParams;
+ * FastCGI's role and CONTENT_LENGTH are in the layout, uwsgi's body length in [1]); there is
+ * no BEGIN (a request appears with its params) and no GET_VALUES or UNKNOWN_TYPE (answered
+ * natively); and the server kinds of
  * `serverEvents` are added: CHUNK ([2] a Buffer holding the read, [3] its length) comes
  * before the first body event of a read, whose offsets index it; CLOSE ([1] the bytes still
  * queued for the connection, never sent), DRAIN, TIMEOUT ([1] 1 when a persistent connection

@@ -16,6 +16,19 @@ void init_servers(Napi::Env env, Napi::Object exports) {
   kinds.Set("REFUSED", Napi::Number::New(env, kRefused));
   kinds.Set("HANDOFF", Napi::Number::New(env, kHandoff));
   exports.Set("serverEvents", kinds);
+  // The names a listener's packed params number (param_pack.h), and the layout's head.
+  Napi::Array names = Napi::Array::New(env, kParamNames.size());
+  for (uint32_t i = 0; i < kParamNames.size(); i++) names.Set(i, Napi::String::New(env, kParamNames[i]));
+  exports.Set("paramNames", names);
+  Napi::Object pack = Napi::Object::New(env);
+  pack.Set("HEAD", Napi::Number::New(env, kPackHead));
+  pack.Set("PAIRS", Napi::Number::New(env, kPackPairs));
+  pack.Set("ROLE", Napi::Number::New(env, kPackRole));
+  pack.Set("FLAGS", Napi::Number::New(env, kPackFlags));
+  pack.Set("LENGTH_HIGH", Napi::Number::New(env, kPackLengthHigh));
+  pack.Set("LENGTH_LOW", Napi::Number::New(env, kPackLengthLow));
+  pack.Set("REPEATED", Napi::Number::New(env, kPackRepeated));
+  exports.Set("paramPack", pack);
 }
 
 }  // namespace tsgi::binding

@@ -66,7 +66,9 @@ struct FastCgiConn final : ConnBase, fastcgi::Sink {
     if (!r) return;
     uv_timer_stop(&timer);
     want_body = true;
-    add(kParams, num(id), pairs_array(env, pairs), num(r->role));
+    double at = 0;
+    napi_value packed = params->add(env, pairs, r->role, at);
+    add(kParams, num(id), packed, num(at));
   }
   void on_stdin(uint16_t id, const uint8_t* data, size_t size) override {
     add_body(kStdin, id, data, size);

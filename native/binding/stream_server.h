@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "../body_join.h"
+#include "../param_pack.h"
 #include "../status.h"
 #include "allow_list.h"
 #include "binding.h"
@@ -68,6 +70,42 @@ enum ServerEvent : uint32_t {
 // costs an accept and a close each time, not a log line.
 constexpr uint64_t kRefusedReportMs = 1000;
 
+// The params of the requests one callback announces, packed (param_pack.h): a string each,
+// and their layouts in an Int32Array that JavaScript gets with every callback (its fourth
+// argument) and reads while it handles the events; the same array for the server's life,
+// unless a callback needs more room (then a larger one, holding the earlier layouts too).
+class SharedParams {
+ public:
+  // A request's params: their string, and where their layout starts in the array.
+  napi_value add(Napi::Env env, const std::vector<Span>& pairs, int32_t role, double& at) {
+    at = static_cast<double>(index_.size());
+    pack_params(pairs, role, bytes_, index_);
+    return byte_string(env, reinterpret_cast<const uint8_t*>(bytes_.data()), bytes_.size());
+  }
+
+  // The array, holding every layout added since the last clear().
+  napi_value array(Napi::Env env) {
+    if (array_.IsEmpty() || capacity_ < index_.size()) {
+      capacity_ = std::max<size_t>(capacity_ * 2, std::max<size_t>(index_.size(), 4096));
+      auto buffer = Napi::ArrayBuffer::New(env, capacity_ * sizeof(int32_t));
+      auto view = Napi::Int32Array::New(env, capacity_, buffer, 0);
+      data_ = view.Data();
+      array_ = Napi::Persistent(view);
+    }
+    if (!index_.empty()) std::memcpy(data_, index_.data(), index_.size() * sizeof(int32_t));
+    return array_.Value();
+  }
+
+  void clear() { index_.clear(); }
+
+ private:
+  std::string bytes_;
+  std::vector<int32_t> index_;
+  Napi::Reference<Napi::Int32Array> array_;
+  int32_t* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
 union Stream {
   uv_tcp_t tcp;
   uv_pipe_t pipe;
@@ -95,6 +133,7 @@ struct ConnBase {
   size_t queued = 0;
   size_t lost = 0;  // bytes of a write that failed (broken)
   std::vector<napi_value>* slots = nullptr;  // the events of the callback being handled
+  SharedParams* params = nullptr;            // the server's: where a request's params are packed
   Napi::Env env = nullptr;
   // The read being decoded: where it is, the block of its own it may have been read into (a
   // JavaScript Buffer not yet given away, held by `block_ref`), and the Buffer holding the
@@ -354,6 +393,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   Conn* new_conn() {
     Conn* c = self()->make_conn();
     c->server = this;
+    c->params = &params_;
     c->id = ++next_id_;
     c->is_tcp = !is_pipe_;
     c->env = this->Env();
@@ -514,10 +554,14 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   // any I/O callback: MakeCallback).
   void emit(uint32_t id, const std::vector<napi_value>& slots, const std::string& peer) {
     Napi::Env env = this->Env();
-    napi_value args[3] = {Napi::Number::New(env, id), make_array(env, slots),
-                          peer.empty() ? env.Undefined() : Napi::String::New(env, peer)};
+    napi_value args[4] = {Napi::Number::New(env, id), make_array(env, slots),
+                          peer.empty() ? env.Undefined() : Napi::String::New(env, peer), params_.array(env)};
     napi_value result;
-    napi_status s = napi_make_callback(env, async_, this->Value(), on_events_.Value(), 3, args, &result);
+    emitting_++;
+    napi_status s = napi_make_callback(env, async_, this->Value(), on_events_.Value(), 4, args, &result);
+    // A callback may lead to another (JavaScript closes a connection): the layouts stay until
+    // the outermost has returned.
+    if (--emitting_ == 0) params_.clear();
     if (s == napi_pending_exception) {
       napi_value err;
       napi_get_and_clear_last_exception(env, &err);
@@ -879,6 +923,8 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   uint32_t next_id_ = 0;
   std::unordered_map<uint32_t, Conn*> conns_;
   Napi::FunctionReference on_events_;
+  SharedParams params_;
+  int emitting_ = 0;
   napi_async_context async_ = nullptr;
   char read_buffer_[kReadSize];
 };

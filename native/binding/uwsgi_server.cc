@@ -16,12 +16,15 @@ struct UwsgiConn final : ConnBase, uwsgi::Sink {
 
   explicit UwsgiConn(uwsgi::Limits limits) : decoder(limits) {}
 
-  void on_request(uint8_t modifier1, uint8_t modifier2, const std::vector<Span>& vars,
-                  uint64_t content_length) override {
+  // The request: [1] its body's length (the codec's: 0 without CONTENT_LENGTH), [2] and [3]
+  // its vars packed (SharedParams). The modifiers are the codec's to check, not JavaScript's.
+  void on_request(uint8_t, uint8_t, const std::vector<Span>& vars, uint64_t content_length) override {
     got_request = true;
     want_body = true;
     uv_timer_stop(&timer);
-    add(kRequest, num(modifier1 + 256.0 * modifier2), pairs_array(env, vars), num(static_cast<double>(content_length)));
+    double at = 0;
+    napi_value packed = params->add(env, vars, 0, at);
+    add(kRequest, num(static_cast<double>(content_length)), packed, num(at));
   }
   void on_body(const uint8_t* data, size_t size) override {
     add_body(kBody, 0, data, size);

@@ -18,6 +18,7 @@
 #include "../body_join.h"
 #include "../fastcgi/codec.h"
 #include "fuzz_input.h"
+#include "pack_check.h"
 
 namespace {
 
@@ -79,6 +80,7 @@ class Recorder final : public Sink {
     log.push_back(Event{kOverloaded, id, 0, 0, {}, {}});
   }
   TSGI_FUZZ_UNCOVERED void on_params(uint16_t id, const std::vector<Span>& pairs) override {
+    tsgi::fuzz::check_packed(pairs);  // as the listener hands them to JavaScript
     log.push_back(Event{kParams, id, 0, 0, {}, strings(pairs)});
   }
   TSGI_FUZZ_UNCOVERED void on_stdin(uint16_t id, const uint8_t* data, size_t size) override { body(kStdin, id, data, size); }

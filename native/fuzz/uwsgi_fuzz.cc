@@ -15,6 +15,7 @@
 #include "../fastcgi/codec.h"  // kMaxParamsCeiling: one bound for both codecs, as the binding has
 #include "../uwsgi/codec.h"
 #include "fuzz_input.h"
+#include "pack_check.h"
 
 namespace {
 
@@ -50,6 +51,7 @@ class Recorder final : public Sink {
     TSGI_FUZZ_CHECK(!log.have_request, "two REQUEST events");
     TSGI_FUZZ_CHECK(vars.size() % 2 == 0, "vars list of odd length");
     TSGI_FUZZ_CHECK(content_length <= kMaxContentLength, "contentLength above 2^53-1");
+    tsgi::fuzz::check_packed(vars);  // as the listener hands them to JavaScript
     events++;
     log.have_request = true;
     log.modifier1 = modifier1;

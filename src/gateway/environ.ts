@@ -148,25 +148,54 @@ const SIGNAL: PropertyDescriptor = {
   configurable: true,
 };
 
-/** The environ of one request, or the client error that stops it before the application. */
-export function buildEnviron(list: string[], ctx: EnvironContext): EnvironResult {
-  // The getter first, on the empty object: defined there it costs what a literal's does
-  // (defineProperty on the finished environ cost 2 µs, half of building it).
-  const params: Record<string, string> = {};
-  (params as unknown as { [ABORT]: RequestAbort })[ABORT] = ctx.abort;
+/** A request's CGI params, in the object that becomes its environ (buildEnviron). */
+export type Params = Record<string, string>;
+
+/**
+ * The object a request's params are stored into, which becomes its environ. The getter goes
+ * first, on the empty object: defined there it costs what a literal's does (defineProperty on
+ * the finished environ cost 2 µs, half of building it).
+ */
+export function newParams(abort: RequestAbort): Params {
+  const params: Params = {};
+  (params as unknown as { [ABORT]: RequestAbort })[ABORT] = abort;
   Object.defineProperty(params, "tsgi.signal", SIGNAL);
-  for (let i = 0; i + 1 < list.length; i += 2) {
-    const name = list[i]!;
-    const value = list[i + 1]!;
-    // The tsgi.* keys are the gateway's: a front server's param of that name is dropped.
-    if (name.startsWith("tsgi.")) continue;
-    // An empty CONTENT_TYPE/CONTENT_LENGTH is nginx's `$content_type` of a request without
-    // one: absent, not "" (DESIGN §1), so `"CONTENT_LENGTH" in environ` means a length was given.
-    if (value === "" && (name === "CONTENT_LENGTH" || name === "CONTENT_TYPE")) continue;
-    const prev = params[name];
-    if (prev === undefined) params[name] = value;
-    else params[name] = repeated(name, prev, value);
+  return params;
+}
+
+/**
+ * Stores one param as the environ keeps it. `fresh`: the name is known not to have come
+ * before in this request (the native listeners know, src/protocol/native-listener.ts), so
+ * nothing is looked up first.
+ */
+export function addParam(params: Params, name: string, value: string, fresh = false): void {
+  // The tsgi.* keys are the gateway's: a front server's param of that name is dropped.
+  if (name.startsWith("tsgi.")) return;
+  // An empty CONTENT_TYPE/CONTENT_LENGTH is nginx's `$content_type` of a request without
+  // one: absent, not "" (DESIGN §1), so `"CONTENT_LENGTH" in environ` means a length was given.
+  if (value === "" && (name === "CONTENT_LENGTH" || name === "CONTENT_TYPE")) return;
+  if (fresh) {
+    params[name] = value;
+    return;
   }
+  const prev = params[name];
+  params[name] = prev === undefined ? value : repeated(name, prev, value);
+}
+
+/** The params of a list [name0, value0, name1, …] (the HTTP listener's, the decoders'). */
+export function paramsOf(list: string[], abort: RequestAbort): Params {
+  const params = newParams(abort);
+  for (let i = 0; i + 1 < list.length; i += 2) addParam(params, list[i]!, list[i + 1]!);
+  return params;
+}
+
+/**
+ * The environ of one request, or the client error that stops it before the application:
+ * from its params as a list, or as newParams/addParam stored them (then with `ctx.abort` as
+ * the abort they were made with).
+ */
+export function buildEnviron(source: string[] | Params, ctx: EnvironContext): EnvironResult {
+  const params = Array.isArray(source) ? paramsOf(source, ctx.abort) : source;
 
   const path = fromBytes(decidedPath(params));
   if (path === null) {

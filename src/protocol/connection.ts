@@ -150,13 +150,3 @@ export function cutConnection(socket: net.Socket): void {
   });
 }
 const CUT_DELAY_MS = 50;
-
-/**
- * CONTENT_LENGTH from a params list (the last one, as the environ keeps it): a number, or
- * null when absent, empty or not digits — then the body ends with its stream.
- */
-export function parseContentLength(params: string[]): number | null {
-  let value: string | undefined;
-  for (let i = 0; i + 1 < params.length; i += 2) if (params[i] === "CONTENT_LENGTH") value = params[i + 1];
-  return value !== undefined && /^[0-9]{1,16}$/.test(value) ? Number(value) : null;
-}

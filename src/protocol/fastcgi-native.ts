@@ -8,8 +8,8 @@
 import { closeSync } from "node:fs";
 import { TsgiInput } from "../gateway/input.ts";
 import { EVENT, binding, checkListener, type RawEvents } from "../native.ts";
-import { coded, parseContentLength } from "./connection.ts";
-import { LazyPeer, OpenRequests, connectionEvent, nativeSink, slice } from "./native-listener.ts";
+import { coded } from "./connection.ts";
+import { LazyPeer, OpenRequests, connectionEvent, nativeSink, packedContentLength, packedRole, slice, unpackParams } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 import type { NativeListener } from "./native-listener.ts";
 
@@ -25,14 +25,14 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean, onHandoff?
   const SERVER_EVENT = binding.serverEvents;
   const peerOf = (conn: number) => native.peer(conn) || "fastcgi peer";
 
-  const onEvents = (conn: number, ev: RawEvents, peer?: string) => {
+  const onEvents = (conn: number, ev: RawEvents, peer: string | undefined, layouts: Int32Array) => {
     // The read's bytes: body events are slices of it (no copy).
     let chunk: Buffer | null = null;
     for (let i = 0; i < ev.length; i += 4) {
       const id = ev[i + 1] as number;
       switch (ev[i]) {
         case EVENT.PARAMS:
-          request(conn, id, ev[i + 2] as string[], ev[i + 3] as number);
+          request(conn, id, ev[i + 2] as string, layouts, ev[i + 3] as number);
           break;
         case SERVER_EVENT.CHUNK:
           chunk = ev[i + 2] as unknown as Buffer;
@@ -70,9 +70,10 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean, onHandoff?
   checkListener(fd, site.headerTimeout, site.maxConnections, site.maxParams, allow);
   const native = new binding.FastCgiServer(fd, isPipe, site.headerTimeout, site.maxConnections, onEvents, allow, site.maxParams, site.maxRequests);
 
-  function request(conn: number, id: number, params: string[], role: number): void {
+  function request(conn: number, id: number, packed: string, layouts: Int32Array, at: number): void {
+    const role = packedRole(layouts, at);
     // mod_authnz_fcgi sends no FCGI_STDIN at all: an authorizer's input is empty.
-    const contentLength = parseContentLength(params);
+    const contentLength = packedContentLength(layouts, at);
     const input =
       role === FCGI_AUTHORIZER || contentLength === 0
         ? TsgiInput.EMPTY
@@ -87,6 +88,7 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean, onHandoff?
       (text, chunk, last, status) => native.respond(conn, id, text, chunk, last, status),
       () => native.cut(conn),
     );
+    const params = unpackParams(packed, layouts, at, req.controller);
     site.serve(params, input, sink, req.controller, new LazyPeer(conn, peerOf, "fastcgi"));
   }
 

@@ -5,6 +5,7 @@
 
 import type { ErrorCode } from "../errors.ts";
 import { RequestAbort } from "../gateway/abort.ts";
+import { addParam, newParams, type Params } from "../gateway/environ.ts";
 import type { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
@@ -160,6 +161,49 @@ export function nativeSink(
     },
     unsent: () => req.unsent,
   };
+}
+
+/**
+ * The names a listener's packed params number, each as a property key already (a key V8
+ * has internalized: storing under it needs no string-table lookup, as a name fresh from the
+ * wire does).
+ */
+const PARAM_NAMES: readonly string[] = binding.paramNames.map((name) => Object.keys({ [name]: 0 })[0]!);
+const PACK = binding.paramPack;
+
+/**
+ * The params of one request as a native listener packs them (native/param_pack.h): `packed`
+ * holds the values, and the names not in PARAM_NAMES, back to back; `layout` from `at` says
+ * how many pairs, whether a name came twice, then for each pair its name's number or -1 and
+ * where its name and its value end. The layout is the listener's shared array: read now,
+ * during the callback that brought it.
+ */
+export function unpackParams(packed: string, layout: Int32Array, at: number, abort: RequestAbort): Params {
+  const params = newParams(abort);
+  const fresh = (layout[at + PACK.FLAGS]! & PACK.REPEATED) === 0;
+  let pos = 0;
+  for (let k = at + PACK.HEAD, end = k + 3 * layout[at + PACK.PAIRS]!; k < end; k += 3) {
+    const id = layout[k]!;
+    const nameEnd = layout[k + 1]!;
+    const valueEnd = layout[k + 2]!;
+    addParam(params, id >= 0 ? PARAM_NAMES[id]! : packed.slice(pos, nameEnd), packed.slice(nameEnd, valueEnd), fresh);
+    pos = valueEnd;
+  }
+  return params;
+}
+
+/** The role of a packed FastCGI request (unpackParams). */
+export function packedRole(layout: Int32Array, at: number): number {
+  return layout[at + PACK.ROLE]!;
+}
+
+/**
+ * CONTENT_LENGTH of a packed FastCGI request (the last one, as the environ keeps it): null
+ * when absent, empty or not 1 to 16 digits — then the body ends with its stream.
+ */
+export function packedContentLength(layout: Int32Array, at: number): number | null {
+  const high = layout[at + PACK.LENGTH_HIGH]!;
+  return high < 0 ? null : high * 2 ** 32 + (layout[at + PACK.LENGTH_LOW]! >>> 0);
 }
 
 /** `length` bytes of `chunk` from `offset`: the chunk itself when that is all of it, else a view. */

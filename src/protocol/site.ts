@@ -7,7 +7,7 @@
 import { tsgiError, type TsgiError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { fileWrapper } from "../gateway/body.ts";
-import { buildEnviron, normalizeMount, type Environ, type ErrorStream } from "../gateway/environ.ts";
+import { buildEnviron, normalizeMount, type Environ, type ErrorStream, type Params } from "../gateway/environ.ts";
 import type { RequestAbort } from "../gateway/abort.ts";
 import type { TsgiInput } from "../gateway/input.ts";
 import { runRequest, type Application, type RequestOutcome, type ResponseSink } from "../gateway/request.ts";
@@ -76,7 +76,7 @@ export interface RequestMeta {
 }
 
 interface HeldRequest {
-  params: string[];
+  params: Params | string[];
   input: TsgiInput;
   sink: ResponseSink;
   controller: RequestAbort;
@@ -154,7 +154,7 @@ export class Site {
    * the server itself (not the application's, which runRequest answers) is logged and cuts
    * the response.
    */
-  serve(params: string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): void {
+  serve(params: Params | string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): void {
     if (this.inFlight >= this.concurrency) {
       this.#held.push({ params, input, sink, controller, meta });
       this.#saturate(true);
@@ -168,7 +168,7 @@ export class Site {
     return this.#held.length;
   }
 
-  #start(params: string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): void {
+  #start(params: Params | string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): void {
     this.#serve(params, input, sink, controller, meta).catch((err: unknown) => {
       this.log.error(`${meta.peer}: request failed in the server`, err);
       sink.abort();
@@ -199,7 +199,7 @@ export class Site {
     this.onSaturated?.(saturated);
   }
 
-  async #serve(params: string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): Promise<RequestOutcome> {
+  async #serve(params: Params | string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): Promise<RequestOutcome> {
     const started = performance.now();
     this.inFlight++;
     try {
@@ -313,7 +313,9 @@ function declaredLength(value: unknown): number {
   return typeof value === "string" && /^[0-9]{1,16}$/.test(value) ? Number(value) : 0;
 }
 
-function valueOf(params: string[], name: string): string | undefined {
+/** A param of a request whose environ could not be built (for its log line and answer). */
+function valueOf(params: Params | string[], name: string): string | undefined {
+  if (!Array.isArray(params)) return params[name];
   for (let i = 0; i + 1 < params.length; i += 2) if (params[i] === name) return params[i + 1];
   return undefined;
 }

@@ -5,7 +5,7 @@
 
 import { TsgiInput } from "../gateway/input.ts";
 import { EVENT, binding, checkListener, type RawEvents } from "../native.ts";
-import { LazyPeer, OpenRequests, connectionEvent, nativeSink, slice, type NativeListener } from "./native-listener.ts";
+import { LazyPeer, OpenRequests, connectionEvent, nativeSink, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 /** Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge. */
@@ -14,13 +14,13 @@ export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListe
   const peerOf = (conn: number) => native.peer(conn) || "uwsgi peer";
   const SERVER_EVENT = binding.serverEvents;
 
-  const onEvents = (conn: number, ev: RawEvents, peer?: string) => {
+  const onEvents = (conn: number, ev: RawEvents, peer: string | undefined, layouts: Int32Array) => {
     // The read's bytes: body events are slices of it (no copy).
     let chunk: Buffer | null = null;
     for (let i = 0; i < ev.length; i += 4) {
       switch (ev[i]) {
         case EVENT.REQUEST:
-          request(conn, ev[i + 2] as string[], ev[i + 3] as number);
+          request(conn, ev[i + 1] as number, ev[i + 2] as string, layouts, ev[i + 3] as number);
           break;
         case SERVER_EVENT.CHUNK:
           chunk = ev[i + 2] as unknown as Buffer;
@@ -41,7 +41,7 @@ export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListe
   checkListener(fd, site.headerTimeout, site.maxConnections, site.maxParams, allow);
   const native = new binding.UwsgiServer(fd, isPipe, site.headerTimeout, site.maxConnections, onEvents, allow, site.maxParams);
 
-  function request(conn: number, vars: string[], contentLength: number): void {
+  function request(conn: number, contentLength: number, packed: string, layouts: Int32Array, at: number): void {
     const input = contentLength === 0 ? TsgiInput.EMPTY : new TsgiInput(contentLength, { pause: (paused) => native.pause(conn, paused) }, site.maxBody);
     const req = requests.open(conn, 0, input);
     const sink = nativeSink(
@@ -51,6 +51,7 @@ export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListe
       (text, chunk, last) => native.respond(conn, text, chunk, last),
       () => native.cut(conn),
     );
+    const vars = unpackParams(packed, layouts, at, req.controller);
     site.serve(vars, input, sink, req.controller, new LazyPeer(conn, peerOf, "uwsgi"));
   }
 
