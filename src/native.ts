@@ -97,11 +97,21 @@ export type InheritedSocketAddress =
   | { listening: boolean; stream: boolean; family: "other" };
 
 /**
- * Called once per read (or timeout, drain, close) of connection `connId` with its events;
- * `peer` comes with ERROR, TIMEOUT and REFUSED (connection 0); `layouts` holds the packed
- * params of this call's PARAMS and REQUEST events (native/param_pack.h), valid during the call.
+ * Called once per read (or timeout, drain, close) of connection `connId` with its events:
+ * `count` slots of `events`, four an event as in a decoder's push, except that a slot
+ * carrying a string or a Buffer holds its index in `objects`. `peer` comes with ERROR,
+ * TIMEOUT and REFUSED (connection 0); `layouts` holds the packed params of this call's PARAMS
+ * and REQUEST events (native/param_pack.h). `events` and `layouts` are the listener's own,
+ * reused by its next call: valid during this one.
  */
-export type ServerEventHandler = (connId: number, events: RawEvents, peer: string | undefined, layouts: Int32Array) => void;
+export type ServerEventHandler = (
+  connId: number,
+  events: Float64Array,
+  count: number,
+  objects: unknown[] | undefined,
+  peer: string | undefined,
+  layouts: Int32Array,
+) => void;
 
 /** A native listener's constructor: the listening fd and the common settings, then the protocol's limits. */
 type NativeListenerClass<T, Limits extends unknown[]> = new (
@@ -201,11 +211,12 @@ export type EventName =
  * that push, so `chunk.subarray(off, off + len)` is the body without a copy.
  *
  * The native listeners (`FastCgiServer`, `UwsgiServer`) use the same kinds with these
- * differences: PARAMS and REQUEST carry their params packed, [2] a string and [3] where their
- * layout starts in the callback's `layouts` (src/protocol/native-listener.ts unpackParams;
- * FastCGI's role and CONTENT_LENGTH are in the layout, uwsgi's body length in [1]); there is
- * no BEGIN (a request appears with its params) and no GET_VALUES or UNKNOWN_TYPE (answered
- * natively); and the server kinds of
+ * differences (ServerEventHandler): the slots are numbers, and a string or Buffer an event
+ * carries is in the callback's `objects`, its slot holding the index; PARAMS and REQUEST carry
+ * their params packed, [2] a string and [3] where their layout starts in the callback's
+ * `layouts` (src/protocol/native-listener.ts unpackParams; FastCGI's role and CONTENT_LENGTH
+ * are in the layout, uwsgi's body length in [1]); there is no BEGIN (a request appears with
+ * its params) and no GET_VALUES or UNKNOWN_TYPE (answered natively); and the server kinds of
  * `serverEvents` are added: CHUNK ([2] a Buffer holding the read, [3] its length) comes
  * before the first body event of a read, whose offsets index it; CLOSE ([1] the bytes still
  * queued for the connection, never sent), DRAIN, TIMEOUT ([1] 1 when a persistent connection
@@ -229,8 +240,13 @@ export interface CodecError {
 
 /** The error at `events[i]` (an ERROR event) as a CodecError. */
 export function codecError(events: RawEvents, i: number): CodecError {
-  const status = binding.statuses[events[i + 1] as number]!;
-  return { status, code: nativeStatusCode(status), offset: events[i + 2] as number, reason: events[i + 3] as string };
+  return codecErrorOf(events[i + 1] as number, events[i + 2] as number, events[i + 3] as string);
+}
+
+/** An ERROR event's error from its slots: the index into `statuses`, the stream offset, the reason. */
+export function codecErrorOf(statusIndex: number, offset: number, reason: string): CodecError {
+  const status = binding.statuses[statusIndex]!;
+  return { status, code: nativeStatusCode(status), offset, reason };
 }
 
 function checkInt(name: string, value: number, min: number, max: number): number {

@@ -68,7 +68,7 @@ struct FastCgiConn final : ConnBase, fastcgi::Sink {
     want_body = true;
     double at = 0;
     napi_value packed = params->add(env, pairs, r->role, at);
-    add(kParams, num(id), packed, num(at));
+    add(kParams, id, object(packed), at);
   }
   void on_stdin(uint16_t id, const uint8_t* data, size_t size) override {
     add_body(kStdin, id, data, size);

@@ -70,6 +70,47 @@ enum ServerEvent : uint32_t {
 // costs an accept and a close each time, not a log line.
 constexpr uint64_t kRefusedReportMs = 1000;
 
+// A typed array JavaScript gets with every callback, filled from `values`: the same one for the
+// server's life, unless a callback needs more room (then a larger one). A callback made while
+// another is still running (JavaScript's call led to it) gets an array of its own, so that the
+// one the outer callback is reading does not change under it.
+template <typename T>
+class SharedArray {
+ public:
+  napi_value fill(Napi::Env env, const std::vector<T>& values, bool nested) {
+    if (nested) {
+      auto own = Napi::TypedArrayOf<T>::New(env, std::max<size_t>(values.size(), 1));
+      if (!values.empty()) std::memcpy(own.Data(), values.data(), values.size() * sizeof(T));
+      return own;
+    }
+    if (array_.IsEmpty() || capacity_ < values.size()) {
+      capacity_ = std::max<size_t>(capacity_ * 2, std::max<size_t>(values.size(), 4096));
+      auto view = Napi::TypedArrayOf<T>::New(env, capacity_);
+      data_ = view.Data();
+      array_ = Napi::Persistent(view);
+    }
+    if (!values.empty()) std::memcpy(data_, values.data(), values.size() * sizeof(T));
+    return array_.Value();
+  }
+
+ private:
+  Napi::Reference<Napi::TypedArrayOf<T>> array_;
+  T* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+// The events of one callback: four numbers each, the kind first; an event that carries an
+// object (a string, a Buffer) holds its index in `objects` in that slot.
+struct Events {
+  std::vector<double> slots;
+  std::vector<napi_value> objects;
+  bool empty() const { return slots.empty(); }
+  void clear() {
+    slots.clear();
+    objects.clear();
+  }
+};
+
 // The params of the requests one callback announces, packed (param_pack.h): a string each,
 // and their layouts in an Int32Array that JavaScript gets with every callback (its fourth
 // argument) and reads while it handles the events; the same array for the server's life,
@@ -84,26 +125,14 @@ class SharedParams {
   }
 
   // The array, holding every layout added since the last clear().
-  napi_value array(Napi::Env env) {
-    if (array_.IsEmpty() || capacity_ < index_.size()) {
-      capacity_ = std::max<size_t>(capacity_ * 2, std::max<size_t>(index_.size(), 4096));
-      auto buffer = Napi::ArrayBuffer::New(env, capacity_ * sizeof(int32_t));
-      auto view = Napi::Int32Array::New(env, capacity_, buffer, 0);
-      data_ = view.Data();
-      array_ = Napi::Persistent(view);
-    }
-    if (!index_.empty()) std::memcpy(data_, index_.data(), index_.size() * sizeof(int32_t));
-    return array_.Value();
-  }
+  napi_value array(Napi::Env env, bool nested) { return array_.fill(env, index_, nested); }
 
   void clear() { index_.clear(); }
 
  private:
   std::string bytes_;
   std::vector<int32_t> index_;
-  Napi::Reference<Napi::Int32Array> array_;
-  int32_t* data_ = nullptr;
-  size_t capacity_ = 0;
+  SharedArray<int32_t> array_;
 };
 
 union Stream {
@@ -132,7 +161,7 @@ struct ConnBase {
   int open_handles = 0;
   size_t queued = 0;
   size_t lost = 0;  // bytes of a write that failed (broken)
-  std::vector<napi_value>* slots = nullptr;  // the events of the callback being handled
+  Events* slots = nullptr;                   // the events of the callback being handled
   SharedParams* params = nullptr;            // the server's: where a request's params are packed
   Napi::Env env = nullptr;
   // The read being decoded: where it is, the block of its own it may have been read into (a
@@ -178,7 +207,7 @@ struct ConnBase {
         read_chunk = copy;
         chunk_data = copy.Data();
       }
-      add(kChunk, num(0), read_chunk, num(static_cast<double>(read_size)));
+      add(kChunk, 0, object(read_chunk), static_cast<double>(read_size));
     }
     return static_cast<double>(data - read_base);
   }
@@ -188,23 +217,23 @@ struct ConnBase {
   // JavaScript as one chunk, not one each).
   void add_body(uint32_t kind, uint32_t request, const uint8_t* data, size_t size) {
     const auto at = static_cast<size_t>(body_offset(data));
-    const bool follows = body_slot != SIZE_MAX && body_slot + 4 == slots->size();
+    const bool follows = body_slot != SIZE_MAX && body_slot + 4 == slots->slots.size();
     if (body_join.add(chunk_data, request, at, size, follows)) {
-      slots->back() = num(static_cast<double>(body_join.end() - body_join.begin()));
+      slots->slots.back() = static_cast<double>(body_join.end() - body_join.begin());
       return;
     }
-    add(kind, num(request), num(static_cast<double>(at)), num(static_cast<double>(size)));
-    body_slot = slots->size() - 4;
+    add(kind, request, static_cast<double>(at), static_cast<double>(size));
+    body_slot = slots->slots.size() - 4;
   }
 
-  void add(uint32_t kind, napi_value a, napi_value b, napi_value c) {
-    slots->push_back(Napi::Number::New(env, kind));
-    slots->push_back(a);
-    slots->push_back(b);
-    slots->push_back(c);
+  void add(uint32_t kind, double a = 0, double b = 0, double c = 0) {
+    slots->slots.insert(slots->slots.end(), {static_cast<double>(kind), a, b, c});
   }
-  napi_value num(double v) { return Napi::Number::New(env, v); }
-  void add(uint32_t kind, double a = 0, double b = 0, double c = 0) { add(kind, num(a), num(b), num(c)); }
+  // An object an event carries: its index in the callback's objects, for the event's slot.
+  double object(napi_value value) {
+    slots->objects.push_back(value);
+    return static_cast<double>(slots->objects.size() - 1);
+  }
 };
 
 template <class Derived, class Conn>
@@ -353,8 +382,8 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   void disarm_header_timer(Conn* c) { uv_timer_stop(&c->timer); }
 
   void add_error(Conn* c, const Error& e) {
-    c->add(kError, c->num(static_cast<double>(e.status)), c->num(static_cast<double>(e.offset)),
-           Napi::String::New(this->Env(), e.reason));
+    c->add(kError, static_cast<double>(e.status), static_cast<double>(e.offset),
+           c->object(Napi::String::New(this->Env(), e.reason)));
   }
 
   Conn* find(const Napi::Value& id) {
@@ -429,9 +458,9 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     refused_ = 0;
     const std::string peer = peer_of(c);
     Napi::HandleScope scope(this->Env());
-    std::vector<napi_value> slots;
+    Events slots;
     c->slots = &slots;
-    c->add(kRefused, c->num(more), Napi::String::New(this->Env(), local_of(c)), c->num(0));
+    c->add(kRefused, more, c->object(Napi::String::New(this->Env(), local_of(c))), 0);
     c->slots = nullptr;
     destroy(c, false);
     emit(0, slots, peer);
@@ -470,7 +499,9 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     if (nread == 0) return;
     if (nread > 0 && (c->ended || c->cut)) return;
     Napi::HandleScope scope(self->Env());
-    std::vector<napi_value> slots;
+    // Reads never nest (a callback they lead to is made after this one's events are out).
+    Events& slots = self->read_events_;
+    slots.clear();
     c->slots = &slots;
     c->read_base = reinterpret_cast<const uint8_t*>(buf->base);
     c->read_size = nread > 0 ? static_cast<size_t>(nread) : 0;
@@ -506,7 +537,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     StreamServer* self = owner(c);
     if (c->closing) return;
     Napi::HandleScope scope(self->Env());
-    std::vector<napi_value> slots;
+    Events slots;
     c->slots = &slots;
     c->add(kTimeout, self->self()->between_requests(c) ? 1 : 0);
     c->slots = nullptr;
@@ -515,7 +546,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
 
   // Closes if asked, then hands the events to JavaScript (after the close: a callback that
   // writes to this connection finds it gone).
-  void settle(Conn* c, const std::vector<napi_value>& slots, bool close_now, bool with_peer, bool reset) {
+  void settle(Conn* c, const Events& slots, bool close_now, bool with_peer, bool reset) {
     const uint32_t id = c->id;
     std::string peer = with_peer ? peer_of(c) : std::string();
     if (close_now) destroy(c, reset);
@@ -552,13 +583,21 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
 
   // Calls JavaScript once with the events of one callback (microtasks run after it, as for
   // any I/O callback: MakeCallback).
-  void emit(uint32_t id, const std::vector<napi_value>& slots, const std::string& peer) {
+  void emit(uint32_t id, const Events& events, const std::string& peer) {
     Napi::Env env = this->Env();
-    napi_value args[4] = {Napi::Number::New(env, id), make_array(env, slots),
-                          peer.empty() ? env.Undefined() : Napi::String::New(env, peer), params_.array(env)};
+    const bool nested = emitting_ > 0;
+    napi_value objects = env.Undefined();
+    if (!events.objects.empty()) {
+      napi_create_array_with_length(env, events.objects.size(), &objects);
+      for (uint32_t i = 0; i < events.objects.size(); i++) napi_set_element(env, objects, i, events.objects[i]);
+    }
+    // (connection, events, their slot count, the objects they carry, peer, params layouts)
+    napi_value args[6] = {Napi::Number::New(env, id), events_.fill(env, events.slots, nested),
+                          Napi::Number::New(env, static_cast<double>(events.slots.size())), objects,
+                          peer.empty() ? env.Undefined() : Napi::String::New(env, peer), params_.array(env, nested)};
     napi_value result;
     emitting_++;
-    napi_status s = napi_make_callback(env, async_, this->Value(), on_events_.Value(), 4, args, &result);
+    napi_status s = napi_make_callback(env, async_, this->Value(), on_events_.Value(), 6, args, &result);
     // A callback may lead to another (JavaScript closes a connection): the layouts stay until
     // the outermost has returned.
     if (--emitting_ == 0) params_.clear();
@@ -642,7 +681,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   void finish_cut(Conn* c) {
     if (c->closing) return;
     Napi::HandleScope scope(this->Env());
-    std::vector<napi_value> slots;
+    Events slots;
     c->slots = &slots;
     if (self()->has_open(c)) c->add(kClose, static_cast<double>(c->queued));
     c->slots = nullptr;
@@ -655,7 +694,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   void fail(Conn* c, size_t lost) {
     if (c->closing) return;
     Napi::HandleScope scope(this->Env());
-    std::vector<napi_value> slots;
+    Events slots;
     c->slots = &slots;
     if (self()->has_open(c)) c->add(kClose, static_cast<double>(c->queued + lost));
     c->slots = nullptr;
@@ -707,7 +746,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
       return;
     }
     Napi::HandleScope scope(this->Env());
-    std::vector<napi_value> slots;
+    Events slots;
     c->slots = &slots;
     c->add(kHandoff, static_cast<double>(copy));
     c->slots = nullptr;
@@ -781,7 +820,7 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     if (c->want_drain) {
       c->want_drain = false;
       Napi::HandleScope scope(this->Env());
-      std::vector<napi_value> slots;
+      Events slots;
       c->slots = &slots;
       c->add(kDrain);
       c->slots = nullptr;
@@ -924,6 +963,8 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   std::unordered_map<uint32_t, Conn*> conns_;
   Napi::FunctionReference on_events_;
   SharedParams params_;
+  SharedArray<double> events_;
+  Events read_events_;
   int emitting_ = 0;
   napi_async_context async_ = nullptr;
   char read_buffer_[kReadSize];

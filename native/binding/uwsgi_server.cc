@@ -24,7 +24,7 @@ struct UwsgiConn final : ConnBase, uwsgi::Sink {
     uv_timer_stop(&timer);
     double at = 0;
     napi_value packed = params->add(env, vars, 0, at);
-    add(kRequest, num(static_cast<double>(content_length)), packed, num(at));
+    add(kRequest, static_cast<double>(content_length), object(packed), at);
   }
   void on_body(const uint8_t* data, size_t size) override {
     add_body(kBody, 0, data, size);

@@ -7,7 +7,7 @@
 
 import { closeSync } from "node:fs";
 import { TsgiInput } from "../gateway/input.ts";
-import { EVENT, binding, checkListener, type RawEvents } from "../native.ts";
+import { EVENT, binding, checkListener, type ServerEventHandler } from "../native.ts";
 import { coded } from "./connection.ts";
 import { LazyPeer, OpenRequests, connectionEvent, nativeSink, packedContentLength, packedRole, slice, unpackParams } from "./native-listener.ts";
 import type { Site } from "./site.ts";
@@ -25,20 +25,20 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean, onHandoff?
   const SERVER_EVENT = binding.serverEvents;
   const peerOf = (conn: number) => native.peer(conn) || "fastcgi peer";
 
-  const onEvents = (conn: number, ev: RawEvents, peer: string | undefined, layouts: Int32Array) => {
+  const onEvents: ServerEventHandler = (conn, ev, count, objects, peer, layouts) => {
     // The read's bytes: body events are slices of it (no copy).
     let chunk: Buffer | null = null;
-    for (let i = 0; i < ev.length; i += 4) {
-      const id = ev[i + 1] as number;
+    for (let i = 0; i < count; i += 4) {
+      const id = ev[i + 1]!;
       switch (ev[i]) {
         case EVENT.PARAMS:
-          request(conn, id, ev[i + 2] as string, layouts, ev[i + 3] as number);
+          request(conn, id, objects![ev[i + 2]!] as string, layouts, ev[i + 3]!);
           break;
         case SERVER_EVENT.CHUNK:
-          chunk = ev[i + 2] as unknown as Buffer;
+          chunk = objects![ev[i + 2]!] as Buffer;
           break;
         case EVENT.STDIN:
-          requests.get(conn, id)?.input.feed(slice(chunk!, ev[i + 2] as number, ev[i + 3] as number));
+          requests.get(conn, id)?.input.feed(slice(chunk!, ev[i + 2]!, ev[i + 3]!));
           break;
         case EVENT.STDIN_END:
           requests.get(conn, id)?.input.finish();
@@ -52,16 +52,16 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean, onHandoff?
           site.log.warn(`${peerOf(conn)}: ${coded("TSGI_ERR_FCGI_OVERLOADED", {})}; request ${id} refused`);
           break;
         case SERVER_EVENT.HANDOFF: {
-          const socket = ev[i + 1] as number;
+          const socket = ev[i + 1]!;
           if (onHandoff) onHandoff(socket);
           else closeSync(socket);
           break;
         }
         case SERVER_EVENT.UNKNOWN_ROLE:
-          site.log.info(`${peerOf(conn)}: ${coded("TSGI_ERR_FCGI_UNKNOWN_ROLE", { role: ev[i + 2] as number })}`);
+          site.log.info(`${peerOf(conn)}: ${coded("TSGI_ERR_FCGI_UNKNOWN_ROLE", { role: ev[i + 2]! })}`);
           break;
         default:
-          connectionEvent(site, requests, conn, ev, i, peer, "fastcgi");
+          connectionEvent(site, requests, conn, ev, i, objects, peer, "fastcgi");
       }
     }
   };

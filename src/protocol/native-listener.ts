@@ -9,7 +9,7 @@ import { addParam, newParams, type Params } from "../gateway/environ.ts";
 import type { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
-import { EVENT, binding, codecError, type RawEvents } from "../native.ts";
+import { EVENT, binding, codecErrorOf } from "../native.ts";
 import { clientGone, codecErrorLine, headerTimeoutLine, refusedLine } from "./connection.ts";
 import type { RequestMeta, Site } from "./site.ts";
 
@@ -217,22 +217,31 @@ export function slice(chunk: Buffer, offset: number, length: number): Buffer {
  * timeout (logged unless it closed a persistent connection idle between requests), the peer
  * gone, and DRAIN. False for any other kind.
  */
-export function connectionEvent(site: Site, requests: OpenRequests, conn: number, ev: RawEvents, i: number, peer: string | undefined, protocol: "fastcgi" | "uwsgi"): boolean {
+export function connectionEvent(
+  site: Site,
+  requests: OpenRequests,
+  conn: number,
+  ev: Float64Array,
+  i: number,
+  objects: unknown[] | undefined,
+  peer: string | undefined,
+  protocol: "fastcgi" | "uwsgi",
+): boolean {
   const timeoutCode: ErrorCode = protocol === "fastcgi" ? "TSGI_ERR_FCGI_HEADER_TIMEOUT" : "TSGI_ERR_UWSGI_HEADER_TIMEOUT";
   switch (ev[i]) {
     case binding.serverEvents.REFUSED: {
-      site.log.warn(refusedLine(peer ?? "a peer", `${protocol} ${ev[i + 2] as string}`, ev[i + 1] as number));
+      site.log.warn(refusedLine(peer ?? "a peer", `${protocol} ${objects![ev[i + 2]!] as string}`, ev[i + 1]!));
       return true;
     }
     case EVENT.ERROR:
-      site.log.error(codecErrorLine(peer, codecError(ev, i)));
+      site.log.error(codecErrorLine(peer, codecErrorOf(ev[i + 1]!, ev[i + 2]!, objects![ev[i + 3]!] as string)));
       requests.abortConnection(conn, "malformed packet");
       return true;
     case binding.serverEvents.TIMEOUT:
       if (ev[i + 1] !== 1) site.log.info(headerTimeoutLine(peer, timeoutCode, site.headerTimeout));
       return true;
     case binding.serverEvents.CLOSE:
-      requests.abortConnection(conn, "connection closed", ev[i + 1] as number);
+      requests.abortConnection(conn, "connection closed", ev[i + 1]!);
       return true;
     case binding.serverEvents.DRAIN:
       requests.drained(conn);

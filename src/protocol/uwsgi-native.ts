@@ -4,7 +4,7 @@
 // Cross-language contract: the event kinds and `respond`'s arguments, with uwsgi_server.cc.
 
 import { TsgiInput } from "../gateway/input.ts";
-import { EVENT, binding, checkListener, type RawEvents } from "../native.ts";
+import { EVENT, binding, checkListener, type ServerEventHandler } from "../native.ts";
 import { LazyPeer, OpenRequests, connectionEvent, nativeSink, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
@@ -14,25 +14,25 @@ export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListe
   const peerOf = (conn: number) => native.peer(conn) || "uwsgi peer";
   const SERVER_EVENT = binding.serverEvents;
 
-  const onEvents = (conn: number, ev: RawEvents, peer: string | undefined, layouts: Int32Array) => {
+  const onEvents: ServerEventHandler = (conn, ev, count, objects, peer, layouts) => {
     // The read's bytes: body events are slices of it (no copy).
     let chunk: Buffer | null = null;
-    for (let i = 0; i < ev.length; i += 4) {
+    for (let i = 0; i < count; i += 4) {
       switch (ev[i]) {
         case EVENT.REQUEST:
-          request(conn, ev[i + 1] as number, ev[i + 2] as string, layouts, ev[i + 3] as number);
+          request(conn, ev[i + 1]!, objects![ev[i + 2]!] as string, layouts, ev[i + 3]!);
           break;
         case SERVER_EVENT.CHUNK:
-          chunk = ev[i + 2] as unknown as Buffer;
+          chunk = objects![ev[i + 2]!] as Buffer;
           break;
         case EVENT.BODY:
-          requests.get(conn, 0)?.input.feed(slice(chunk!, ev[i + 2] as number, ev[i + 3] as number));
+          requests.get(conn, 0)?.input.feed(slice(chunk!, ev[i + 2]!, ev[i + 3]!));
           break;
         case EVENT.BODY_END:
           requests.get(conn, 0)?.input.finish();
           break;
         default:
-          connectionEvent(site, requests, conn, ev, i, peer, "uwsgi");
+          connectionEvent(site, requests, conn, ev, i, objects, peer, "uwsgi");
       }
     }
   };
