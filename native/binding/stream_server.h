@@ -112,7 +112,7 @@ struct Events {
 };
 
 // The params of the requests one callback announces, packed (param_pack.h): a string each,
-// and their layouts in an Int32Array that JavaScript gets with every callback (its fourth
+// and their layouts in an Int32Array that JavaScript gets with every callback (its last
 // argument) and reads while it handles the events; the same array for the server's life,
 // unless a callback needs more room (then a larger one, holding the earlier layouts too).
 class SharedParams {
@@ -499,7 +499,9 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
     if (nread == 0) return;
     if (nread > 0 && (c->ended || c->cut)) return;
     Napi::HandleScope scope(self->Env());
-    // Reads never nest (a callback they lead to is made after this one's events are out).
+    // One list for every read: a read made while a callback runs (adopt() reads at once) finds
+    // the outer read's events already copied out for JavaScript, and its callback, nested,
+    // gets arrays of its own.
     Events& slots = self->read_events_;
     slots.clear();
     c->slots = &slots;
