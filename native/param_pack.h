@@ -96,14 +96,8 @@ class ParamNames {
 // CONTENT_LENGTH as FastCGI's listener reads it: 1 to 16 ASCII digits, else -1 (no length:
 // the body ends with its stream).
 inline int64_t pack_content_length(const Span& value) {
-  if (value.size == 0 || value.size > 16) return -1;
-  int64_t n = 0;
-  for (size_t i = 0; i < value.size; i++) {
-    const uint8_t c = value.data[i];
-    if (c < '0' || c > '9') return -1;
-    n = n * 10 + (c - '0');
-  }
-  return n;
+  uint64_t n = 0;
+  return parse_decimal(value, 16, n) ? static_cast<int64_t>(n) : -1;
 }
 
 // Appends the request of `pairs` (name, value, name, …) to `bytes` (which the caller makes a

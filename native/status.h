@@ -52,6 +52,19 @@ struct Span {
   size_t size;
 };
 
+// `value` as a decimal of 1 to `max_digits` ASCII digits (CONTENT_LENGTH); false otherwise.
+inline bool parse_decimal(const Span& value, size_t max_digits, uint64_t& out) {
+  if (value.size == 0 || value.size > max_digits) return false;
+  uint64_t n = 0;
+  for (size_t i = 0; i < value.size; i++) {
+    const uint8_t c = value.data[i];
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + (c - '0');
+  }
+  out = n;
+  return true;
+}
+
 struct Error {
   Status status = Status::kOk;
   uint64_t offset = 0;   // absolute position in the connection's stream

@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -47,6 +49,9 @@ Napi::Value byte_string(Napi::Env env, const uint8_t* data, size_t size);
 
 // The bytes of a byte string (one byte per char), into `out` (replaced).
 void read_byte_string(napi_env env, napi_value value, std::string& out);
+
+// An object of named numbers (event kinds, limits, a layout's slots), as the binding exports them.
+Napi::Object number_table(Napi::Env env, std::initializer_list<std::pair<const char*, double>> entries);
 
 // [name0, value0, name1, …] as one JS array of byte strings.
 napi_value pairs_array(Napi::Env env, const std::vector<Span>& pairs);

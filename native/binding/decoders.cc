@@ -26,6 +26,12 @@ void read_byte_string(napi_env env, napi_value value, std::string& out) {
   out.resize(len);
 }
 
+Napi::Object number_table(Napi::Env env, std::initializer_list<std::pair<const char*, double>> entries) {
+  Napi::Object table = Napi::Object::New(env);
+  for (const auto& [name, value] : entries) table.Set(name, Napi::Number::New(env, value));
+  return table;
+}
+
 napi_value pairs_array(Napi::Env env, const std::vector<Span>& pairs) {
   std::vector<napi_value> values(pairs.size());
   for (size_t i = 0; i < pairs.size(); i++) values[i] = byte_string(env, pairs[i].data, pairs[i].size);
@@ -207,14 +213,12 @@ void init_decoders(Napi::Env env, Napi::Object exports) {
   exports.Set("FastCgiDecoder", FastCgiDecoder::define(env));
   exports.Set("UwsgiDecoder", UwsgiDecoder::define(env));
 
-  Napi::Object events = Napi::Object::New(env);
-  const std::pair<const char*, Event> names[] = {
+  Napi::Object events = number_table(env, {
       {"BEGIN", kBegin},           {"PARAMS", kParams},   {"STDIN", kStdin},     {"STDIN_END", kStdinEnd},
       {"DATA", kData},             {"DATA_END", kDataEnd}, {"ABORT", kAbort},     {"GET_VALUES", kGetValues},
       {"UNKNOWN_TYPE", kUnknownType}, {"OVERLOADED", kOverloaded}, {"REQUEST", kRequest}, {"BODY", kBody},
       {"BODY_END", kBodyEnd},      {"ERROR", kError},
-  };
-  for (const auto& [name, value] : names) events.Set(name, Napi::Number::New(env, value));
+  });
   exports.Set("events", events);
 
   Napi::Array statuses = Napi::Array::New(env);
@@ -224,13 +228,14 @@ void init_decoders(Napi::Env env, Napi::Object exports) {
 #undef TSGI_STATUS_NAME
   exports.Set("statuses", statuses);
 
-  Napi::Object limits = Napi::Object::New(env);
-  limits.Set("defaultMaxParams", Napi::Number::New(env, fastcgi::kDefaultMaxParams));
-  limits.Set("maxParamsCeiling", Napi::Number::New(env, fastcgi::kMaxParamsCeiling));
-  limits.Set("maxNameBytes", Napi::Number::New(env, fastcgi::kMaxNameBytes));
-  limits.Set("defaultMaxRequests", Napi::Number::New(env, fastcgi::kDefaultMaxRequests));
-  limits.Set("maxRequestsCeiling", Napi::Number::New(env, fastcgi::kMaxRequestsCeiling));
-  limits.Set("maxRecordContent", Napi::Number::New(env, fastcgi::kMaxRecordContent));
+  Napi::Object limits = number_table(env, {
+      {"defaultMaxParams", fastcgi::kDefaultMaxParams},
+      {"maxParamsCeiling", fastcgi::kMaxParamsCeiling},
+      {"maxNameBytes", fastcgi::kMaxNameBytes},
+      {"defaultMaxRequests", fastcgi::kDefaultMaxRequests},
+      {"maxRequestsCeiling", fastcgi::kMaxRequestsCeiling},
+      {"maxRecordContent", fastcgi::kMaxRecordContent},
+  });
   exports.Set("limits", limits);
 }
 

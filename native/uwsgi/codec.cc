@@ -22,14 +22,8 @@ constexpr size_t kContentLengthSize = sizeof kContentLength - 1;
 
 // CONTENT_LENGTH as 1-16 ASCII digits no larger than kMaxContentLength; false otherwise.
 bool parse_content_length(const Span& value, uint64_t& out) {
-  if (value.size == 0 || value.size > kMaxContentLengthDigits) return false;
   uint64_t n = 0;
-  for (size_t i = 0; i < value.size; i++) {
-    const uint8_t c = value.data[i];
-    if (c < '0' || c > '9') return false;
-    n = n * 10 + (c - '0');
-  }
-  if (n > kMaxContentLength) return false;
+  if (!parse_decimal(value, kMaxContentLengthDigits, n) || n > kMaxContentLength) return false;
   out = n;
   return true;
 }
