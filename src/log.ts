@@ -218,10 +218,17 @@ export function createLogger(site: string, streams: LogStreams = { error: proces
     scheduled = false;
     lastFlush = Date.now();
     if (used === 0) return;
-    // The stream may hold the bytes until written (a pipe): it gets them, and a new buffer is made.
-    streams.access?.write(buffer.subarray(0, used));
-    buffer = Buffer.allocUnsafe(ACCESS_BUFFER_BYTES);
+    const sink = streams.access;
+    sink?.write(buffer.subarray(0, used));
     used = 0;
+    // A sink that wrote the bytes at once (a LogFile; stdout as a file or a pipe on Linux)
+    // holds nothing of them, and the buffer serves again. One that may have queued them (a
+    // socket, a sink we do not know) keeps this buffer and a new one is made. A new 64 KiB
+    // buffer a flush lived past young collections, was freed only by a full one, and grew
+    // a busy worker's RSS by ~1.5 MiB a second until it came (W1: 55 -> 97 MiB in 15 s).
+    if (!(sink instanceof LogFile || (sink && (sink as { writableLength?: unknown }).writableLength === 0))) {
+      buffer = Buffer.allocUnsafe(ACCESS_BUFFER_BYTES);
+    }
   };
   const schedule = () => {
     scheduled = true;

@@ -49,6 +49,29 @@ describe("access log", () => {
     expect(lines[500]).toContain('"GET /n499 HTTP/1.1"');
   });
 
+  test("a sink that keeps what it is given keeps each flush's bytes; one that wrote them at once gets the same buffer again", async () => {
+    // Kept as given (no writableLength: a sink tsgi does not know may queue the bytes).
+    const kept: Uint8Array[] = [];
+    const keeping = createLogger("blog", { error: { write: () => {} }, access: { write: (b: Uint8Array) => kept.push(b) } });
+    // Written at once, as a file or a pipe as stdout on Linux: nothing queued after write().
+    const seen: Uint8Array[] = [];
+    const copies: string[] = [];
+    const sync = { writableLength: 0, write: (b: Uint8Array) => (seen.push(b), copies.push(Buffer.from(b).toString("latin1"))) };
+    const writing = createLogger("blog", { error: { write: () => {} }, access: sync });
+    for (let round = 0; round < 3; round++) {
+      keeping.access(entry({ uri: `/round${round}` }));
+      writing.access(entry({ uri: `/round${round}` }));
+      await tick(70);
+    }
+    expect(kept).toHaveLength(3);
+    kept.forEach((b, round) => expect(Buffer.from(b).toString("latin1")).toContain(`"GET /round${round} HTTP/1.1"`));
+    expect(new Set(kept.map((b) => b.buffer)).size).toBe(3);
+    expect(copies).toHaveLength(3);
+    copies.forEach((text, round) => expect(text).toContain(`"GET /round${round} HTTP/1.1"`));
+    // One 64 KiB buffer for the logger's life, not a new one a flush (a busy worker's RSS grew by them).
+    expect(new Set(seen.map((b) => b.buffer)).size).toBe(1);
+  });
+
   test("bytes a field may not carry as they are are escaped as nginx escapes them (\\xHH)", async () => {
     const c = capture();
     const utf8Path = Buffer.from("/café", "utf8").toString("latin1"); // as the decoders deliver it
