@@ -118,18 +118,22 @@ class Recorder final : public Sink {
   TSGI_FUZZ_UNCOVERED void body(Kind kind, uint16_t id, const uint8_t* data, size_t size) {
     TSGI_FUZZ_CHECK(size > 0, "empty STDIN/DATA event");
     TSGI_FUZZ_CHECK(data >= chunk && data + size <= chunk + chunk_size, "body span outside the pushed chunk");
-    if (join) join_in_place(kind, id, data, size);
+    // Read before the join: its move may write over the front of this slice's own bytes
+    // (when the slice is longer than the header and padding it is moved across).
+    std::string bytes(reinterpret_cast<const char*>(data), size);
+    if (join) join_in_place(kind, id, data, bytes);
     if (!log.empty() && log.back().kind == kind && log.back().id == id) {
-      log.back().bytes.append(reinterpret_cast<const char*>(data), size);
+      log.back().bytes += bytes;
     } else {
-      log.push_back(Event{kind, id, 0, 0, std::string(reinterpret_cast<const char*>(data), size), {}});
+      log.push_back(Event{kind, id, 0, 0, std::move(bytes), {}});
     }
     join_events_ = log.size();
   }
 
   // The listener's join: a slice of the same kind and id that follows the last one of this
   // chunk (no event between) is moved up against it.
-  TSGI_FUZZ_UNCOVERED void join_in_place(Kind kind, uint16_t id, const uint8_t* data, size_t size) {
+  TSGI_FUZZ_UNCOVERED void join_in_place(Kind kind, uint16_t id, const uint8_t* data, const std::string& piece) {
+    const size_t size = piece.size();
     if (chunk != join_chunk_) {
       join_chunk_ = chunk;
       join_.reset();
@@ -139,7 +143,6 @@ class Recorder final : public Sink {
     const size_t at = static_cast<size_t>(data - chunk);
     const bool follows = join_.open() && log.size() == join_events_ && join_kind_ == kind;
     if (join_.open()) TSGI_FUZZ_CHECK(at >= join_.end(), "a body slice before the end of the last one");
-    const std::string piece(reinterpret_cast<const char*>(data), size);  // before the move
     if (join_.add(buf, id, at, size, follows)) {
       joined_ += piece;
     } else {
