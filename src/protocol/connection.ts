@@ -1,6 +1,6 @@
 // What the protocol servers share besides decoding: the log lines about a connection, the
-// client-gone abort, the deadlines (header and request timeouts), CONTENT_LENGTH, and for the
-// HTTP listener (node:http) its drain wait and its cut. The native listeners' own connection
+// client-gone abort, the request deadlines, CONTENT_LENGTH, and for the HTTP listener
+// (node:http) its drain wait and its cut. The native listeners' own connection
 // life (linger, cut, backpressure) is native/binding/stream_server.h's.
 
 import type net from "node:net";
@@ -53,68 +53,85 @@ export function describePeer(socket: net.Socket): string {
   return typeof local === "string" ? `unix:${local}` : "unix socket";
 }
 
+/** The armed deadlines of one timeout value, oldest first: a list through the deadlines themselves. */
+interface Armed {
+  head: Deadline | null;
+  tail: Deadline | null;
+  sweep: NodeJS.Timeout | null;
+}
+
 /**
- * Fires `onExpire` when armed for `ms` without being disarmed (0 = never): header-timeout of
- * a connection, request-timeout of a request. Armed and disarmed once per request, so no
- * timer of its own: one sweep per timeout value visits the armed ones (expiry is up to a
- * quarter of `ms`, at most 250 ms, late).
+ * Fires `onExpire` when armed for `ms` without being disarmed (0 = never): the request-timeout
+ * of a request. Armed and disarmed once per request, so no timer of its own: one sweep per
+ * timeout value looks at the armed ones (expiry is up to a quarter of `ms`, at most 250 ms,
+ * late). They are armed for the same `ms` from a monotonic now, so arming order is expiry
+ * order: the armed ones are a list through the deadlines, oldest first, and a sweep looks at
+ * its head only. Arming and disarming link and unlink: nothing allocated, where a Set of the
+ * armed ones grew and shrank its table as requests came and went (~275 bytes a request).
  */
 export class Deadline {
-  #deadline = 0;
+  static readonly #lists = new Map<number, Armed>();
+  readonly #list: Armed | null;
+  #at = 0; // performance.now() it fires at; 0: not armed
+  #prev: Deadline | null = null;
+  #next: Deadline | null = null;
+
   constructor(
     readonly ms: number,
     readonly onExpire: () => void,
-  ) {}
-  arm(): void {
-    if (this.ms <= 0) return;
-    this.#deadline = Date.now() + this.ms;
-    sweeperFor(this.ms).add(this);
+  ) {
+    this.#list = ms > 0 ? Deadline.#listOf(ms) : null;
   }
-  disarm(): void {
-    if (this.#deadline === 0) return;
-    this.#deadline = 0;
-    sweeperFor(this.ms).delete(this);
-  }
-  /** Called by the sweep: true when it fired (and is no longer armed). */
-  expireIfDue(now: number): boolean {
-    if (this.#deadline === 0 || this.#deadline > now) return false;
-    this.#deadline = 0;
-    this.onExpire();
-    return true;
-  }
-}
 
-class Sweeper {
-  readonly #armed = new Set<Deadline>();
-  #interval: NodeJS.Timeout | null = null;
-  constructor(readonly ms: number) {}
-  add(t: Deadline): void {
-    this.#armed.add(t);
-    if (this.#interval) return;
-    this.#interval = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, this.ms / 4)));
-    this.#interval.unref();
+  /** Armed for `ms` from now (again from now, when it was armed already). */
+  arm(): void {
+    const list = this.#list;
+    if (list === null) return;
+    if (this.#at !== 0) this.#unlink(list);
+    this.#at = performance.now() + this.ms;
+    this.#prev = list.tail;
+    if (list.tail) list.tail.#next = this;
+    else list.head = this;
+    list.tail = this;
+    if (list.sweep) return;
+    list.sweep = setInterval(() => Deadline.#sweep(list), Math.max(10, Math.min(250, this.ms / 4)));
+    list.sweep.unref();
   }
-  delete(t: Deadline): void {
-    this.#armed.delete(t);
+
+  disarm(): void {
+    if (this.#at === 0) return;
+    this.#at = 0;
+    this.#unlink(this.#list!);
   }
-  // The interval stops at a sweep that finds nothing armed, not when the last one is disarmed:
-  // under load the set empties and fills between requests, and a timer per request is what
+
+  #unlink(list: Armed): void {
+    if (this.#prev) this.#prev.#next = this.#next;
+    else list.head = this.#next;
+    if (this.#next) this.#next.#prev = this.#prev;
+    else list.tail = this.#prev;
+    this.#prev = this.#next = null;
+  }
+
+  // The sweep stops at a sweep that finds nothing armed, not when the last one is disarmed:
+  // under load the list empties and fills between requests, and a timer per request is what
   // this class exists to avoid.
-  #sweep(): void {
-    const now = Date.now();
-    for (const t of this.#armed) if (t.expireIfDue(now)) this.#armed.delete(t);
-    if (this.#armed.size === 0 && this.#interval) {
-      clearInterval(this.#interval);
-      this.#interval = null;
+  static #sweep(list: Armed): void {
+    const now = performance.now();
+    for (let d = list.head; d !== null && d.#at <= now; d = list.head) {
+      d.disarm();
+      d.onExpire();
+    }
+    if (list.head === null && list.sweep) {
+      clearInterval(list.sweep);
+      list.sweep = null;
     }
   }
-}
 
-const sweepers = new Map<number, Sweeper>();
-function sweeperFor(ms: number): Sweeper {
-  let s = sweepers.get(ms);
-  if (!s) sweepers.set(ms, (s = new Sweeper(ms)));
-  return s;
+  static #listOf(ms: number): Armed {
+    let list = Deadline.#lists.get(ms);
+    if (!list) Deadline.#lists.set(ms, (list = { head: null, tail: null, sweep: null }));
+    return list;
+  }
 }
 
 /**
