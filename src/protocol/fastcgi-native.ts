@@ -7,13 +7,36 @@
 
 import { closeSync } from "node:fs";
 import { TsgiInput } from "../gateway/input.ts";
-import { EVENT, binding, checkListener, type ServerEventHandler } from "../native.ts";
+import type { ResponseHead } from "../gateway/start-response.ts";
+import { EVENT, binding, checkListener, type NativeFastCgiServer, type ServerEventHandler } from "../native.ts";
 import { coded } from "./connection.ts";
-import { LazyPeer, OpenRequests, connectionEvent, nativeSink, packedContentLength, packedRole, slice, unpackParams } from "./native-listener.ts";
+import { LazyPeer, NativeSink, OpenRequests, connectionEvent, packedContentLength, packedRole, slice, unpackParams, type NativeListener, type NativeRequest } from "./native-listener.ts";
 import type { Site } from "./site.ts";
-import type { NativeListener } from "./native-listener.ts";
 
 const FCGI_AUTHORIZER = 2;
+
+/**
+ * A FastCGI response: the CGI head (RFC 3875 §6.3: the status in a Status header) goes in the
+ * first write; FCGI_END_REQUEST's appStatus is the HTTP status.
+ */
+class FastCgiSink extends NativeSink {
+  constructor(
+    requests: OpenRequests,
+    req: NativeRequest,
+    readonly native: NativeFastCgiServer,
+  ) {
+    super(requests, req);
+  }
+  protected firstLine(head: ResponseHead): string {
+    return `Status: ${head.status}`;
+  }
+  protected respond(head: string | null, chunk: Uint8Array | null, last: boolean, status: number): boolean {
+    return this.native.respond(this.req.conn, this.req.id, head, chunk, last, status);
+  }
+  protected cut(): void {
+    this.native.cut(this.req.conn);
+  }
+}
 
 /**
  * Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge.
@@ -79,15 +102,7 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean, onHandoff?
         ? TsgiInput.EMPTY
         : new TsgiInput(contentLength, { pause: (paused) => native.pause(conn, paused) }, site.maxBody);
     const req = requests.open(conn, id, input);
-    // The CGI head (RFC 3875 §6.3: the status in a Status header) goes in the first write;
-    // FCGI_END_REQUEST's appStatus is the HTTP status.
-    const sink = nativeSink(
-      requests,
-      req,
-      (head) => `Status: ${head.status}`,
-      (text, chunk, last, status) => native.respond(conn, id, text, chunk, last, status),
-      () => native.cut(conn),
-    );
+    const sink = new FastCgiSink(requests, req, native);
     const params = unpackParams(packed, layouts, at, req.controller);
     site.serve(params, input, sink, req.controller, new LazyPeer(conn, peerOf, "fastcgi"));
   }

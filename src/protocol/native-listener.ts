@@ -129,38 +129,47 @@ export class OpenRequests {
 /**
  * The gateway's sink for `req`: `respond` writes the head (a byte string, on the first send),
  * a chunk and the end in one native call and says whether more may be written now; `cut`
- * ends the connection's response without a clean end.
+ * ends the connection's response without a clean end. A class, one per protocol: a request's
+ * sink is one object, where a literal of closures was seven (the sink, its three methods and
+ * the three the listener handed it).
  */
-export function nativeSink(
-  requests: OpenRequests,
-  req: NativeRequest,
-  firstLine: (head: ResponseHead) => string,
-  respond: (head: string | null, chunk: Uint8Array | null, last: boolean, status: number) => boolean,
-  cut: () => void,
-): ResponseSink {
-  return {
-    send(head, chunk, last) {
-      if (req.ended) return undefined;
-      let text: string | null = null;
-      if (!head.sent) {
-        head.sent = true;
-        text = head.serialize(firstLine(head));
-      }
-      const ok = respond(text, chunk, last, last ? head.code || 0 : 0);
-      if (last) {
-        requests.close(req);
-        return undefined;
-      }
-      if (ok) return undefined;
-      return new Promise<void>((resolve, reject) => (req.drain = { resolve, reject }));
-    },
-    abort() {
-      if (req.ended) return;
-      requests.close(req);
-      cut();
-    },
-    unsent: () => req.unsent,
-  };
+export abstract class NativeSink implements ResponseSink {
+  constructor(
+    readonly requests: OpenRequests,
+    readonly req: NativeRequest,
+  ) {}
+
+  /** The response head's first line: "Status: 200 OK" (FastCGI) or "HTTP/1.1 200 OK" (uwsgi). */
+  protected abstract firstLine(head: ResponseHead): string;
+  protected abstract respond(head: string | null, chunk: Uint8Array | null, last: boolean, status: number): boolean;
+  protected abstract cut(): void;
+
+  send(head: ResponseHead, chunk: Uint8Array | null, last: boolean): void | Promise<void> {
+    const req = this.req;
+    if (req.ended) return undefined;
+    let text: string | null = null;
+    if (!head.sent) {
+      head.sent = true;
+      text = head.serialize(this.firstLine(head));
+    }
+    const ok = this.respond(text, chunk, last, last ? head.code || 0 : 0);
+    if (last) {
+      this.requests.close(req);
+      return undefined;
+    }
+    if (ok) return undefined;
+    return new Promise<void>((resolve, reject) => (req.drain = { resolve, reject }));
+  }
+
+  abort(): void {
+    if (this.req.ended) return;
+    this.requests.close(this.req);
+    this.cut();
+  }
+
+  unsent(): number {
+    return this.req.unsent;
+  }
 }
 
 /**

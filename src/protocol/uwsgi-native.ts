@@ -4,9 +4,30 @@
 // Cross-language contract: the event kinds and `respond`'s arguments, with uwsgi_server.cc.
 
 import { TsgiInput } from "../gateway/input.ts";
-import { EVENT, binding, checkListener, type ServerEventHandler } from "../native.ts";
-import { LazyPeer, OpenRequests, connectionEvent, nativeSink, slice, unpackParams, type NativeListener } from "./native-listener.ts";
+import type { ResponseHead } from "../gateway/start-response.ts";
+import { EVENT, binding, checkListener, type NativeUwsgiServer, type ServerEventHandler } from "../native.ts";
+import { LazyPeer, NativeSink, OpenRequests, connectionEvent, slice, unpackParams, type NativeListener, type NativeRequest } from "./native-listener.ts";
 import type { Site } from "./site.ts";
+
+/** A uwsgi response: an HTTP response as the front server passes it on, head first. */
+class UwsgiSink extends NativeSink {
+  constructor(
+    requests: OpenRequests,
+    req: NativeRequest,
+    readonly native: NativeUwsgiServer,
+  ) {
+    super(requests, req);
+  }
+  protected firstLine(head: ResponseHead): string {
+    return `HTTP/1.1 ${head.status}`;
+  }
+  protected respond(head: string | null, chunk: Uint8Array | null, last: boolean): boolean {
+    return this.native.respond(this.req.conn, head, chunk, last);
+  }
+  protected cut(): void {
+    this.native.cut(this.req.conn);
+  }
+}
 
 /** Serves the listening socket `fd` (a unix socket when `isPipe`) with the native bridge. */
 export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListener {
@@ -44,13 +65,7 @@ export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListe
   function request(conn: number, contentLength: number, packed: string, layouts: Int32Array, at: number): void {
     const input = contentLength === 0 ? TsgiInput.EMPTY : new TsgiInput(contentLength, { pause: (paused) => native.pause(conn, paused) }, site.maxBody);
     const req = requests.open(conn, 0, input);
-    const sink = nativeSink(
-      requests,
-      req,
-      (head) => `HTTP/1.1 ${head.status}`,
-      (text, chunk, last) => native.respond(conn, text, chunk, last),
-      () => native.cut(conn),
-    );
+    const sink = new UwsgiSink(requests, req, native);
     const vars = unpackParams(packed, layouts, at, req.controller);
     site.serve(vars, input, sink, req.controller, new LazyPeer(conn, peerOf, "uwsgi"));
   }
