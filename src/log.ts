@@ -187,6 +187,7 @@ export function describeError(err: unknown): string {
 const UNSAFE = /["\\\x00-\x1f\x7f-\xff]/;
 const UNSAFE_ALL = /["\\\x00-\x1f\x7f-\xff]/g;
 const HEX = "0123456789ABCDEF";
+const HEX_BYTES = Buffer.from(HEX, "latin1");
 
 /** A field of an access-log line, escaped as nginx escapes it (chars are bytes: latin1). */
 export function escapeField(text: string): string {
@@ -195,6 +196,43 @@ export function escapeField(text: string): string {
     const b = c.charCodeAt(0) & 0xff;
     return `\\x${HEX[b >> 4]}${HEX[b & 15]}`;
   });
+}
+
+/** `text` escaped as escapeField escapes it, into `buf` at `at`: where it ends (up to 4 bytes a char). */
+function putField(buf: Buffer, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const b = text.charCodeAt(i) & 0xff;
+    if (b < 0x20 || b >= 0x7f || b === 0x22 || b === 0x5c) {
+      buf[at] = 0x5c; // \xHH
+      buf[at + 1] = 0x78;
+      buf[at + 2] = HEX_BYTES[b >> 4]!;
+      buf[at + 3] = HEX_BYTES[b & 15]!;
+      at += 4;
+    } else {
+      buf[at++] = b;
+    }
+  }
+  return at;
+}
+
+/** ASCII text of our own (the time, a number's digits), into `buf` at `at`. */
+function putAscii(buf: Buffer, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) buf[at++] = text.charCodeAt(i);
+  return at;
+}
+
+/** A count's decimal digits, into `buf` at `at` (a string's only when it is not a whole number). */
+function putCount(buf: Buffer, at: number, n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) return putAscii(buf, at, String(n));
+  let end = at + 1;
+  for (let m = n; m >= 10; m = Math.floor(m / 10)) end++;
+  for (let i = end - 1, m = n; i >= at; i--, m = Math.floor(m / 10)) buf[i] = 0x30 + (m % 10);
+  return end;
+}
+
+/** One access line as a string: for a line longer than the buffer's room. */
+function accessText(e: AccessEntry): string {
+  return `${escapeField(e.remoteAddr) || "-"} - ${e.user ? escapeField(e.user) : "-"} [${clfTime()}] "${escapeField(e.method)} ${escapeField(e.uri)} ${escapeField(e.protocol)}" ${e.status} ${e.bytes || "-"} ${e.durationMs.toFixed(3)}ms\n`;
 }
 
 /** Longest an access line waits in memory before it is written (a crash loses at most this much). */
@@ -236,13 +274,47 @@ export function createLogger(site: string, streams: LogStreams = { error: proces
     if (wait <= 0) setImmediate(flush);
     else setTimeout(flush, wait).unref();
   };
-  const append = (text: string) => {
-    if (used + text.length > buffer.length) flush();
-    if (text.length > buffer.length) {
-      streams.access?.write(Buffer.from(text, "latin1"));
-      return;
+  // A line is written into the buffer as it is made, escaped on the way: no string of the
+  // line, where a template of a dozen parts, flattened by the write, was ~700 bytes a request
+  // to allocate. One that might not fit (4 bytes a char of the request's fields, at most) is
+  // made as a string: one longer than the buffer is written on its own.
+  const append = (e: AccessEntry) => {
+    const ms = e.durationMs.toFixed(3);
+    const most = 4 * (e.remoteAddr.length + (e.user?.length ?? 0) + e.method.length + e.uri.length + e.protocol.length) + ms.length + 128;
+    if (used + most > buffer.length) flush();
+    if (most > buffer.length) {
+      const text = accessText(e);
+      if (used + text.length > buffer.length) flush();
+      if (text.length > buffer.length) {
+        streams.access?.write(Buffer.from(text, "latin1"));
+        return;
+      }
+      used += buffer.write(text, used, "latin1");
+    } else {
+      const b = buffer;
+      let at = used;
+      const start = at;
+      at = putField(b, at, e.remoteAddr);
+      if (at === start) b[at++] = 0x2d; // -
+      at = putAscii(b, at, " - ");
+      at = e.user ? putField(b, at, e.user) : putAscii(b, at, "-");
+      at = putAscii(b, at, " [");
+      at = putAscii(b, at, clfTime());
+      at = putAscii(b, at, '] "');
+      at = putField(b, at, e.method);
+      b[at++] = 0x20;
+      at = putField(b, at, e.uri);
+      b[at++] = 0x20;
+      at = putField(b, at, e.protocol);
+      at = putAscii(b, at, '" ');
+      at = putCount(b, at, e.status);
+      b[at++] = 0x20;
+      at = e.bytes ? putCount(b, at, e.bytes) : putAscii(b, at, "-");
+      b[at++] = 0x20;
+      at = putAscii(b, at, ms);
+      at = putAscii(b, at, "ms\n");
+      used = at;
     }
-    used += buffer.write(text, used, "latin1");
     if (!scheduled) schedule();
   };
   process.once("exit", flush);
@@ -251,10 +323,7 @@ export function createLogger(site: string, streams: LogStreams = { error: proces
     warn: (message) => line("warn", message),
     info: (message) => line("info", message),
     access: (e) => {
-      if (!streams.access) return;
-      append(
-        `${escapeField(e.remoteAddr) || "-"} - ${e.user ? escapeField(e.user) : "-"} [${clfTime()}] "${escapeField(e.method)} ${escapeField(e.uri)} ${escapeField(e.protocol)}" ${e.status} ${e.bytes || "-"} ${e.durationMs.toFixed(3)}ms\n`,
-      );
+      if (streams.access) append(e);
     },
   };
 }

@@ -1,7 +1,7 @@
 // The access log (src/log.ts): common log format plus the duration, gathered in a buffer and
 // written at most every 50 ms, each field escaped as nginx escapes it.
 import { describe, expect, test } from "vitest";
-import { createLogger, type AccessEntry } from "../../src/log.ts";
+import { createLogger, escapeField, type AccessEntry } from "../../src/log.ts";
 
 function capture() {
   const writes: Buffer[] = [];
@@ -82,6 +82,30 @@ describe("access log", () => {
     expect(text).toContain(" - eve\\x1B[31m [");
     // One line: nothing the client sent can start another.
     expect(text.trimEnd().split("\n")).toHaveLength(1);
+  });
+
+  test("lines past the buffer's size go out whole and in order, a flush each time it fills", async () => {
+    const c = capture();
+    const pad = "p".repeat(1000);
+    for (let i = 0; i < 3000; i++) c.log.access(entry({ uri: `/${i}/${pad}`, bytes: i }));
+    await tick(120);
+    const lines = c.text().trimEnd().split("\n");
+    expect(lines).toHaveLength(3000);
+    lines.forEach((line, i) => expect(line).toMatch(new RegExp(`"GET /${i}/p{1000} HTTP/1\\.1" 200 ${i || "-"} 1\\.250ms$`)));
+    expect(c.writes.length).toBeGreaterThan(40); // 3 MB through a 64 KiB buffer
+  });
+
+  test("every byte value, empty fields and large counts read as the line's format says", async () => {
+    const c = capture();
+    const every = Array.from({ length: 256 }, (_, b) => String.fromCharCode(b)).join("");
+    c.log.access(entry({ remoteAddr: "", uri: `/${every}`, status: 404, bytes: 0, durationMs: 0.0004 }));
+    c.log.access(entry({ remoteAddr: "::1", user: "", method: "POST", status: 201, bytes: 9_007_199_254_740_991, durationMs: 12345.6789 }));
+    await tick(120);
+    const lines = c.text().split("\n");
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^- - - \[[^\]]+\] "GET \/(.*) HTTP\/1\.1" 404 - 0\.000ms$/);
+    expect(lines[0]).toContain(`"GET /${escapeField(every)} HTTP/1.1"`);
+    expect(lines[1]).toMatch(/^::1 - - \[[^\]]+\] "POST \/hello\?x=1 HTTP\/1\.1" 201 9007199254740991 12345\.679ms$/);
   });
 
   test("a line longer than the buffer is written whole, after the lines before it", async () => {
