@@ -183,9 +183,11 @@ export function describeError(err: unknown): string {
 
 // Bytes an access-log field may not carry as they are: a quote or backslash would end or
 // break the field, a control byte (CR, LF, ESC…) forge a line or drive a terminal. nginx's
-// default escaping writes them as \xHH, and so does tsgi, with every byte above 0x7E.
-const UNSAFE = /["\\\x00-\x1f\x7f-\xff]/;
-const UNSAFE_ALL = /["\\\x00-\x1f\x7f-\xff]/g;
+// default escaping writes them as \xHH, and so does tsgi, with every byte above 0x7E. A char
+// above 0xFF (a string the application made, not bytes off the wire) is written as its low
+// byte, escaped when that is: U+010A must not become a raw LF.
+const UNSAFE = /["\\\x00-\x1f\x7f-\uffff]/;
+const UNSAFE_ALL = /["\\\x00-\x1f\x7f-\uffff]/g;
 const HEX = "0123456789ABCDEF";
 const HEX_BYTES = Buffer.from(HEX, "latin1");
 
@@ -194,6 +196,7 @@ export function escapeField(text: string): string {
   if (!UNSAFE.test(text)) return text;
   return text.replace(UNSAFE_ALL, (c) => {
     const b = c.charCodeAt(0) & 0xff;
+    if (b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c) return String.fromCharCode(b);
     return `\\x${HEX[b >> 4]}${HEX[b & 15]}`;
   });
 }

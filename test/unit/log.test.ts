@@ -108,6 +108,16 @@ describe("access log", () => {
     expect(lines[1]).toMatch(/^::1 - - \[[^\]]+\] "POST \/hello\?x=1 HTTP\/1\.1" 201 9007199254740991 12345\.679ms$/);
   });
 
+  test("a char above 0xFF is its low byte, escaped, in a short line and in one longer than the buffer", async () => {
+    const c = capture();
+    c.log.access(entry({ user: "m\u010a\u0141" })); // U+010A: low byte LF, escaped; U+0141: low byte "A", as it is
+    c.log.access(entry({ uri: `/${"a".repeat(20_000)}`, user: "m\u010a\u0141" }));
+    await tick(120);
+    const lines = c.text().trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line).toContain(" - m\\x0AA [");
+  });
+
   test("a line longer than the buffer is written whole, after the lines before it", async () => {
     const c = capture();
     c.log.access(entry({ uri: "/short" }));
