@@ -186,22 +186,15 @@ export function describeError(err: unknown): string {
 // default escaping writes them as \xHH, and so does tsgi, with every byte above 0x7E. A char
 // above 0xFF (a string the application made, not bytes off the wire) is written as its low
 // byte, escaped when that is: U+010A must not become a raw LF.
-const UNSAFE = /["\\\x00-\x1f\x7f-\uffff]/;
-const UNSAFE_ALL = /["\\\x00-\x1f\x7f-\uffff]/g;
-const HEX = "0123456789ABCDEF";
-const HEX_BYTES = Buffer.from(HEX, "latin1");
+const HEX_BYTES = Buffer.from("0123456789ABCDEF", "latin1");
 
 /** A field of an access-log line, escaped as nginx escapes it (chars are bytes: latin1). */
 export function escapeField(text: string): string {
-  if (!UNSAFE.test(text)) return text;
-  return text.replace(UNSAFE_ALL, (c) => {
-    const b = c.charCodeAt(0) & 0xff;
-    if (b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c) return String.fromCharCode(b);
-    return `\\x${HEX[b >> 4]}${HEX[b & 15]}`;
-  });
+  const buf = Buffer.allocUnsafe(4 * text.length);
+  return buf.toString("latin1", 0, putField(buf, 0, text));
 }
 
-/** `text` escaped as escapeField escapes it, into `buf` at `at`: where it ends (up to 4 bytes a char). */
+/** `text` escaped (the rule above), into `buf` at `at`: where it ends (up to 4 bytes a char). */
 function putField(buf: Buffer, at: number, text: string): number {
   for (let i = 0; i < text.length; i++) {
     const b = text.charCodeAt(i) & 0xff;
@@ -233,9 +226,36 @@ function putCount(buf: Buffer, at: number, n: number): number {
   return end;
 }
 
-/** One access line as a string: for a line longer than the buffer's room. */
-function accessText(e: AccessEntry): string {
-  return `${escapeField(e.remoteAddr) || "-"} - ${e.user ? escapeField(e.user) : "-"} [${clfTime()}] "${escapeField(e.method)} ${escapeField(e.uri)} ${escapeField(e.protocol)}" ${e.status} ${e.bytes || "-"} ${e.durationMs.toFixed(3)}ms\n`;
+/** The most bytes putLine writes for `e` (4 a char of the request's fields), `ms` its duration's text. */
+function lineBound(e: AccessEntry, ms: string): number {
+  return 4 * (e.remoteAddr.length + (e.user?.length ?? 0) + e.method.length + e.uri.length + e.protocol.length) + ms.length + 128;
+}
+
+/**
+ * One access line into `b` at `at`, escaped on the way (no string of the line: a template of
+ * a dozen parts, flattened by the write, was ~700 bytes a request to allocate): where it ends.
+ */
+function putLine(b: Buffer, at: number, e: AccessEntry, ms: string): number {
+  const start = at;
+  at = putField(b, at, e.remoteAddr);
+  if (at === start) b[at++] = 0x2d; // -
+  at = putAscii(b, at, " - ");
+  at = e.user ? putField(b, at, e.user) : putAscii(b, at, "-");
+  at = putAscii(b, at, " [");
+  at = putAscii(b, at, clfTime());
+  at = putAscii(b, at, '] "');
+  at = putField(b, at, e.method);
+  b[at++] = 0x20;
+  at = putField(b, at, e.uri);
+  b[at++] = 0x20;
+  at = putField(b, at, e.protocol);
+  at = putAscii(b, at, '" ');
+  at = putCount(b, at, e.status);
+  b[at++] = 0x20;
+  at = e.bytes ? putCount(b, at, e.bytes) : putAscii(b, at, "-");
+  b[at++] = 0x20;
+  at = putAscii(b, at, ms);
+  return putAscii(b, at, "ms\n");
 }
 
 /** Longest an access line waits in memory before it is written (a crash loses at most this much). */
@@ -277,47 +297,18 @@ export function createLogger(site: string, streams: LogStreams = { error: proces
     if (wait <= 0) setImmediate(flush);
     else setTimeout(flush, wait).unref();
   };
-  // A line is written into the buffer as it is made, escaped on the way: no string of the
-  // line, where a template of a dozen parts, flattened by the write, was ~700 bytes a request
-  // to allocate. One that might not fit (4 bytes a char of the request's fields, at most) is
-  // made as a string: one longer than the buffer is written on its own.
+  // A line is written into the buffer where it fits; one that might not (its bound is over
+  // the buffer's size) goes out on its own, after the lines before it.
   const append = (e: AccessEntry) => {
     const ms = e.durationMs.toFixed(3);
-    const most = 4 * (e.remoteAddr.length + (e.user?.length ?? 0) + e.method.length + e.uri.length + e.protocol.length) + ms.length + 128;
+    const most = lineBound(e, ms);
     if (used + most > buffer.length) flush();
     if (most > buffer.length) {
-      const text = accessText(e);
-      if (used + text.length > buffer.length) flush();
-      if (text.length > buffer.length) {
-        streams.access?.write(Buffer.from(text, "latin1"));
-        return;
-      }
-      used += buffer.write(text, used, "latin1");
-    } else {
-      const b = buffer;
-      let at = used;
-      const start = at;
-      at = putField(b, at, e.remoteAddr);
-      if (at === start) b[at++] = 0x2d; // -
-      at = putAscii(b, at, " - ");
-      at = e.user ? putField(b, at, e.user) : putAscii(b, at, "-");
-      at = putAscii(b, at, " [");
-      at = putAscii(b, at, clfTime());
-      at = putAscii(b, at, '] "');
-      at = putField(b, at, e.method);
-      b[at++] = 0x20;
-      at = putField(b, at, e.uri);
-      b[at++] = 0x20;
-      at = putField(b, at, e.protocol);
-      at = putAscii(b, at, '" ');
-      at = putCount(b, at, e.status);
-      b[at++] = 0x20;
-      at = e.bytes ? putCount(b, at, e.bytes) : putAscii(b, at, "-");
-      b[at++] = 0x20;
-      at = putAscii(b, at, ms);
-      at = putAscii(b, at, "ms\n");
-      used = at;
+      const line = Buffer.allocUnsafe(most);
+      streams.access?.write(line.subarray(0, putLine(line, 0, e, ms)));
+      return;
     }
+    used = putLine(buffer, used, e, ms);
     if (!scheduled) schedule();
   };
   process.once("exit", flush);

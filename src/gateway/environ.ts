@@ -186,6 +186,14 @@ export function newParams(abort: RequestAbort): Params {
 }
 
 /**
+ * An empty CONTENT_TYPE/CONTENT_LENGTH is nginx's `$content_type` of a request without one:
+ * absent, not "" (DESIGN §1), so `"CONTENT_LENGTH" in environ` means a length was given.
+ */
+export function absentWhenEmpty(name: string): boolean {
+  return name === "CONTENT_LENGTH" || name === "CONTENT_TYPE";
+}
+
+/**
  * Stores one param as the environ keeps it. `fresh`: the name is known not to have come
  * before in this request (the native listeners know, src/protocol/native-listener.ts), so
  * nothing is looked up first.
@@ -193,9 +201,7 @@ export function newParams(abort: RequestAbort): Params {
 export function addParam(params: Params, name: string, value: string, fresh = false): void {
   // The tsgi.* keys are the gateway's: a front server's param of that name is dropped.
   if (name.startsWith("tsgi.")) return;
-  // An empty CONTENT_TYPE/CONTENT_LENGTH is nginx's `$content_type` of a request without
-  // one: absent, not "" (DESIGN §1), so `"CONTENT_LENGTH" in environ` means a length was given.
-  if (value === "" && (name === "CONTENT_LENGTH" || name === "CONTENT_TYPE")) return;
+  if (value === "" && absentWhenEmpty(name)) return;
   if (fresh) {
     params[name] = value;
     return;

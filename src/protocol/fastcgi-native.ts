@@ -10,7 +10,7 @@ import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, checkListener, type NativeFastCgiServer, type ServerEventHandler } from "../native.ts";
 import { coded } from "./connection.ts";
-import { LazyPeer, NativeSink, OpenRequests, connectionEvent, packedContentLength, packedRole, slice, unpackParams, type NativeListener, type NativeRequest } from "./native-listener.ts";
+import { LazyPeer, NativeSink, OpenRequests, connectionEvent, packedContentLength, packedRole, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 const FCGI_AUTHORIZER = 2;
@@ -19,22 +19,12 @@ const FCGI_AUTHORIZER = 2;
  * A FastCGI response: the CGI head (RFC 3875 §6.3: the status in a Status header) goes in the
  * first write; FCGI_END_REQUEST's appStatus is the HTTP status.
  */
-class FastCgiSink extends NativeSink {
-  constructor(
-    requests: OpenRequests,
-    req: NativeRequest,
-    readonly native: NativeFastCgiServer,
-  ) {
-    super(requests, req);
-  }
+class FastCgiSink extends NativeSink<NativeFastCgiServer> {
   protected firstLine(head: ResponseHead): string {
     return `Status: ${head.status}`;
   }
   protected respond(head: string | null, chunk: Uint8Array | null, last: boolean, status: number): boolean {
     return this.native.respond(this.req.conn, this.req.id, head, chunk, last, status);
-  }
-  protected cut(): void {
-    this.native.cut(this.req.conn);
   }
 }
 

@@ -5,7 +5,7 @@
 
 import type { ErrorCode } from "../errors.ts";
 import { RequestAbort } from "../gateway/abort.ts";
-import { addParam, newParams, type Params } from "../gateway/environ.ts";
+import { absentWhenEmpty, addParam, newParams, type Params } from "../gateway/environ.ts";
 import type { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
@@ -133,16 +133,16 @@ export class OpenRequests {
  * sink is one object, where a literal of closures was seven (the sink, its three methods and
  * the three the listener handed it).
  */
-export abstract class NativeSink implements ResponseSink {
+export abstract class NativeSink<Server extends { cut(connId: number): void }> implements ResponseSink {
   constructor(
     readonly requests: OpenRequests,
     readonly req: NativeRequest,
+    readonly native: Server,
   ) {}
 
   /** The response head's first line: "Status: 200 OK" (FastCGI) or "HTTP/1.1 200 OK" (uwsgi). */
   protected abstract firstLine(head: ResponseHead): string;
   protected abstract respond(head: string | null, chunk: Uint8Array | null, last: boolean, status: number): boolean;
-  protected abstract cut(): void;
 
   send(head: ResponseHead, chunk: Uint8Array | null, last: boolean): void | Promise<void> {
     const req = this.req;
@@ -164,7 +164,7 @@ export abstract class NativeSink implements ResponseSink {
   abort(): void {
     if (this.req.ended) return;
     this.requests.close(this.req);
-    this.cut();
+    this.native.cut(this.req.conn);
   }
 
   unsent(): number {
@@ -179,8 +179,7 @@ export abstract class NativeSink implements ResponseSink {
  */
 const PARAM_NAMES: readonly string[] = binding.paramNames.map((name) => Object.keys({ [name]: 0 })[0]!);
 const PACK = binding.paramPack;
-const CONTENT_LENGTH = PARAM_NAMES.indexOf("CONTENT_LENGTH");
-const CONTENT_TYPE = PARAM_NAMES.indexOf("CONTENT_TYPE");
+const ABSENT_WHEN_EMPTY: readonly boolean[] = PARAM_NAMES.map(absentWhenEmpty);
 
 /**
  * Stores the value of the table's name number `id`: a switch with one store written out per
@@ -220,9 +219,9 @@ export function unpackParams(packed: string, layout: Int32Array, at: number, abo
     const valueEnd = layout[k + 2]!;
     if (id < 0 || !fresh) {
       addParam(params, id >= 0 ? PARAM_NAMES[id]! : packed.slice(pos, nameEnd), packed.slice(nameEnd, valueEnd), fresh);
-    } else if (valueEnd > nameEnd || (id !== CONTENT_LENGTH && id !== CONTENT_TYPE)) {
-      // addParam's rules for a table name: none starts with "tsgi."; an empty CONTENT_LENGTH
-      // or CONTENT_TYPE is absent.
+    } else if (valueEnd > nameEnd || !ABSENT_WHEN_EMPTY[id]) {
+      // addParam's rules for a table name: none starts with "tsgi." (they are identifiers);
+      // an empty one of absentWhenEmpty's is absent.
       storeKnown(params, id, packed.slice(nameEnd, valueEnd));
     }
     pos = valueEnd;

@@ -6,26 +6,16 @@
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, checkListener, type NativeUwsgiServer, type ServerEventHandler } from "../native.ts";
-import { LazyPeer, NativeSink, OpenRequests, connectionEvent, slice, unpackParams, type NativeListener, type NativeRequest } from "./native-listener.ts";
+import { LazyPeer, NativeSink, OpenRequests, connectionEvent, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 /** A uwsgi response: an HTTP response as the front server passes it on, head first. */
-class UwsgiSink extends NativeSink {
-  constructor(
-    requests: OpenRequests,
-    req: NativeRequest,
-    readonly native: NativeUwsgiServer,
-  ) {
-    super(requests, req);
-  }
+class UwsgiSink extends NativeSink<NativeUwsgiServer> {
   protected firstLine(head: ResponseHead): string {
     return `HTTP/1.1 ${head.status}`;
   }
   protected respond(head: string | null, chunk: Uint8Array | null, last: boolean): boolean {
     return this.native.respond(this.req.conn, head, chunk, last);
-  }
-  protected cut(): void {
-    this.native.cut(this.req.conn);
   }
 }
 
