@@ -83,7 +83,7 @@ export function nodeExchange(req: http.IncomingMessage, res: http.ServerResponse
         head.sent = true;
         const code = head.code;
         const reason = head.status!.slice(4);
-        res.writeHead(code, reason, head.headers.flat());
+        res.writeHead(code, reason, head.fields);
       }
       let ok = true;
       if (chunk) ok = res.write(chunk);

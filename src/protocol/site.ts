@@ -261,11 +261,7 @@ export class Site {
     const body = Buffer.from(page.body, "utf8");
     head.status = `${page.code} ${page.reason}`;
     head.code = page.code;
-    head.headers = [
-      ["Content-Type", page.contentType],
-      ["Content-Length", String(body.length)],
-      ["Cache-Control", "no-store"],
-    ];
+    head.fields = ["Content-Type", page.contentType, "Content-Length", String(body.length), "Cache-Control", "no-store"];
     return this.#sendWhole(sink, head, body, method, "complete");
   }
 

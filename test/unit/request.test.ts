@@ -135,6 +135,40 @@ describe("the response", () => {
     }
   });
 
+
+  it("the header names it remembers as good change nothing: past the ones it keeps, a bad name is still refused and a good one sent", async () => {
+    // More distinct good names than start_response remembers (512), then the same names again.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 600; i += 50) {
+        const names = Array.from({ length: 50 }, (_, k) => `X-Name-${i + k}`);
+        const { sent } = await run((_e, start) => {
+          start("200 OK", names.map((n) => [n, "v"]));
+          return ["x"];
+        });
+        expect(sent.status).toBe("200 OK");
+        expect(sent.headers.map(([n]) => n)).toEqual(names);
+      }
+    }
+    for (const name of ["X Bad", "Connection", "status", "X-Name-1\r\nX-Evil"]) {
+      const { sent } = await run((_e, start) => {
+        start("200 OK", [["X-Name-1", "v"], [name, "v"]]);
+        return ["x"];
+      });
+      expect(sent.status, name).toBe("500 Internal Server Error");
+    }
+  });
+
+  it("sends the headers as start_response checked them, whatever the application does to its array afterwards", async () => {
+    const { sent } = await run((_e, start) => {
+      const headers: [string, string][] = [["Content-Type", "text/plain"]];
+      start("200 OK", headers);
+      headers[0]![1] = "text/plain\r\nX-Evil: 1";
+      headers.push(["Connection", "close"]);
+      return ["x"];
+    });
+    expect(sent.status).toBe("200 OK");
+    expect(sent.headers).toEqual([["Content-Type", "text/plain"]]);
+  });
   it("start_response may be called again with excInfo until the head went out", async () => {
     const { sent } = await run((_e, start) => {
       start("200 OK", [["A", "1"]]);
