@@ -88,8 +88,24 @@ function isThenable<T>(value: unknown): value is PromiseLike<T> {
   return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as PromiseLike<T>).then === "function";
 }
 
+/** Told a request's outcome, once (startRequest). */
+export interface RequestDone {
+  requestDone(outcome: RequestOutcome): void;
+}
+
+/** Runs a request; the promise settles with its outcome, once the body is closed (it never rejects). */
 export function runRequest(app: Application, environ: Environ, sink: ResponseSink, opts: RequestOptions): Promise<RequestOutcome> {
-  return new Exchange(environ, sink, opts).run(app);
+  return new Promise((resolve) => startRequest(app, environ, sink, opts.abort, opts, { requestDone: resolve }));
+}
+
+/**
+ * Runs a request and tells `done` its outcome: when the body is closed, or at once when an
+ * abort (a timeout, the client gone) leaves the application's promise pending. The servers'
+ * way: no promise of the outcome's own, where runRequest makes one. `opts.abort` is not
+ * read (`abort` is), so one options object may serve every request of a site.
+ */
+export function startRequest(app: Application, environ: Environ, sink: ResponseSink, abort: RequestAbort, opts: Omit<RequestOptions, "abort">, done: RequestDone): void {
+  void new Exchange(environ, sink, abort, opts, done).run(app);
 }
 
 /** One request and its response, from the application's call to the body's close(). */
@@ -101,6 +117,7 @@ class Exchange {
   readonly #log: RequestLog;
   readonly #debug: boolean;
   readonly #method: string;
+  readonly #done: RequestDone;
   #bytes = 0;
   /** The sink refused a send: the connection is gone (the protocol aborted the request). */
   #sinkFailed = false;
@@ -118,73 +135,131 @@ class Exchange {
   #unfinished: Promise<void> | null = null;
   /** The bodies a middleware chain's inner applications returned (only while a chain exists). */
   #record: ReturnType<typeof startRecord> = undefined;
-  /** An abort left the application's promise pending: the request finishes when it settles. */
-  #late = false;
+  /** The application's promise while the run waits for it (an abort then abandons the wait). */
+  #calling: PromiseLike<Body> | null = null;
+  /** An abort came while the application's promise was pending: the outcome is told, the run only finishes. */
+  #abandoned = false;
+  #told = false;
 
-  constructor(environ: Environ, sink: ResponseSink, opts: RequestOptions) {
+  constructor(environ: Environ, sink: ResponseSink, abort: RequestAbort, opts: Omit<RequestOptions, "abort">, done: RequestDone) {
     this.#environ = environ;
     this.#sink = sink;
-    this.#abort = opts.abort;
+    this.#abort = abort;
     this.#log = opts.log;
     this.#debug = opts.debug ?? false;
     this.#method = environ.REQUEST_METHOD;
+    this.#done = done;
     this.head = new ResponseHead(this);
   }
 
-  async run(app: Application): Promise<RequestOutcome> {
+  /**
+   * The request, from the application's call to the end: close() of the body, the bodies a
+   * middleware dropped, requestFinished. The outcome is told after that end, or at once when
+   * an abort leaves the application's promise pending (its body, when it comes, is closed
+   * then, and the request finishes then, whichever way the promise settles). Never rejects:
+   * a failure of the server's own (a sink that threw) is logged and cuts the response.
+   */
+  async run(app: Application): Promise<void> {
     // A cheap check while no chain exists: no record, no allocation.
     if (finishHooks.chains !== 0) this.#record = startRecord(this.#environ);
+    let outcome: RequestOutcome | undefined;
     try {
-      let called: Body | Promise<Body>;
       try {
-        called = app(this.#environ, this.head.startResponse);
+        const called = app(this.#environ, this.head.startResponse);
+        let result = called as Body;
+        if (isThenable<Body>(called)) {
+          // The wait an abort cuts short: then the outcome is told at once (#abandon), and
+          // the body the promise brings later is only closed (the finally below).
+          this.#calling = called;
+          this.#abort.onAbort(() => this.#abandon());
+          try {
+            result = await called;
+          } catch (err) {
+            if (!this.#abandoned) throw err;
+          } finally {
+            this.#calling = null;
+          }
+        }
+        if (this.#abandoned) {
+          this.#body = result;
+        } else {
+          const sent = this.#sendBody(result);
+          outcome = isThenable<RequestOutcome>(sent) ? await sent : sent;
+        }
       } catch (err) {
-        return await this.#failed(err);
-      }
-      let result: Body | Aborted = called as Body;
-      if (isThenable<Body>(called)) {
-        try {
-          result = await this.#race(called as Promise<Body>);
-        } catch (err) {
-          return await this.#failed(err);
-        }
-        if (result === ABORTED) {
-          this.#leftPending(called as Promise<Body>);
-          // The application may still return a body later: it gets closed then, and the
-          // request finishes (requestFinished) when it settles, whichever way.
-          this.#late = true;
-          Promise.resolve(called).then(
-            (late) => {
-              this.#body = late;
-              return this.#finish();
-            },
-            () => this.#finish(),
-          );
-          return await this.#aborted();
-        }
-      }
-      this.#body = result;
-      checkBody(result);
-      const ended = await this.#iterate(result);
-      if (this.#sinkFailed || this.#abort.aborted) return await this.#aborted();
-      if (!ended) {
-        if (this.head.status === null) throw tsgiError("TSGI_ERR_APP_NO_START_RESPONSE", {});
-        const r = this.#send(null, true);
-        if (r) await this.#race(r);
-        if (this.#sinkFailed || this.#abort.aborted) return await this.#aborted();
-      }
-      return { status: this.head.code, bytes: this.#bytes, end: "complete" };
-    } catch (err) {
-      return await this.#failed(err);
-    } finally {
-      this.#over = true;
-      const finishing = this.#finishIteration();
-      if (finishing) await finishing;
-      if (!this.#late) {
+        outcome = await this.#failed(err);
+      } finally {
+        this.#over = true;
+        const finishing = this.#finishIteration();
+        if (finishing) await finishing;
         const finished = this.#finish();
         if (finished) await finished;
       }
+    } catch (err) {
+      this.#log.error("the server failed while finishing a request", err);
+      this.#sink.abort();
+      outcome = { status: this.head.status === null ? 499 : this.head.code, bytes: 0, end: "aborted" };
     }
+    if (outcome !== undefined) this.#tell(outcome);
+  }
+
+  #tell(outcome: RequestOutcome): void {
+    if (this.#told) return;
+    this.#told = true;
+    this.#done.requestDone(outcome);
+  }
+
+  /** An abort while the application's promise is pending: the outcome now, the application's work left to settle. */
+  #abandon(): void {
+    const called = this.#calling;
+    if (called === null) return; // the wait is over (the callback stays in the abort's slot)
+    this.#abandoned = true;
+    this.#leftPending(called);
+    try {
+      const outcome = this.#aborted();
+      if (!(outcome instanceof Promise)) return this.#tell(outcome);
+      outcome.then(
+        (o) => this.#tell(o),
+        (err: unknown) => {
+          this.#log.error("the server failed while answering an aborted request", err);
+          this.#sink.abort();
+          this.#tell({ status: 504, bytes: 0, end: "aborted", unfinished: this.#unfinished ?? undefined });
+        },
+      );
+    } catch (err) {
+      this.#log.error("the server failed while answering an aborted request", err);
+      this.#sink.abort();
+      this.#tell({ status: 499, bytes: 0, end: "aborted", unfinished: this.#unfinished ?? undefined });
+    }
+  }
+
+  /** The body's chunks and the end of the response. */
+  #sendBody(result: Body): RequestOutcome | Promise<RequestOutcome> {
+    this.#body = result;
+    checkBody(result);
+    const iterated = this.#iterate(result);
+    if (typeof iterated !== "boolean") return iterated.then((ended) => this.#ended(ended));
+    return this.#ended(iterated);
+  }
+
+  /** After the body: the end of the response when its last send did not carry it. */
+  #ended(ended: boolean): RequestOutcome | Promise<RequestOutcome> {
+    if (this.#sinkFailed || this.#abort.aborted) return this.#aborted();
+    if (!ended) {
+      if (this.head.status === null) throw tsgiError("TSGI_ERR_APP_NO_START_RESPONSE", {});
+      const r = this.#send(null, true);
+      if (r) {
+        return Promise.resolve(this.#race(r)).then(() =>
+          this.#sinkFailed || this.#abort.aborted ? this.#aborted() : this.#complete(),
+        );
+      }
+      if (this.#sinkFailed || this.#abort.aborted) return this.#aborted();
+    }
+    return this.#complete();
+  }
+
+  #complete(): RequestOutcome {
+    return { status: this.head.code, bytes: this.#bytes, end: "complete" };
   }
 
   /**
@@ -222,58 +297,73 @@ class Exchange {
     return this.#send(chunk, false);
   }
 
-  /** Sends the body's chunks; true when the response already ended (its last send went out). */
-  async #iterate(body: Body): Promise<boolean> {
-    const abort = this.#abort;
-    if (Array.isArray(body)) {
-      // An array is known whole: its last chunk and the end of the response share one write
-      // (one FastCGI frame for a typical small response), at no cost of delay.
-      const n = body.length;
-      for (let i = 0; i < n; i++) {
-        if (abort.aborted) return false;
-        const over = this.#emit(body[i] as Chunk, i === n - 1);
-        if (over === true || (over !== false && (await over))) return true;
-      }
-      return n > 0;
-    }
-    if (Symbol.asyncIterator in body) {
-      const it = (body as AsyncIterable<Chunk>)[Symbol.asyncIterator]();
-      this.#iterator = it;
-      for (;;) {
-        if (abort.aborted) return false;
-        let step: IteratorResult<Chunk> | Aborted;
-        const next = it.next();
-        try {
-          step = await this.#race(next);
-        } catch (err) {
-          this.#iterator = null; // a generator that threw is finished
-          throw err;
-        }
-        if (step === ABORTED) {
-          this.#leftPending(next);
-          this.#stepping = true;
-          const settled = () => (this.#stepping = false);
-          Promise.resolve(next).then(settled, settled);
-          return false;
-        }
-        if (step.done) {
-          this.#iterator = null;
-          return false;
-        }
-        const over = this.#emit(step.value, false);
-        if (over === true || (over !== false && (await over))) return true;
-      }
-    }
+  /**
+   * Sends the body's chunks; true when the response already ended (its last send went out).
+   * An array or a synchronous iterable is sent without a promise while no send has to wait
+   * for the socket: a hello response makes none here.
+   */
+  #iterate(body: Body): boolean | Promise<boolean> {
+    if (Array.isArray(body)) return this.#iterateArray(body as Chunk[], 0);
+    if (Symbol.asyncIterator in body) return this.#iterateAsync(body as AsyncIterable<Chunk>);
     const it = (body as Iterable<Chunk>)[Symbol.iterator]();
     this.#iterator = it;
+    return this.#iterateSync(it);
+  }
+
+  /** The chunks of an array from `from`: its last chunk and the end of the response share one send. */
+  #iterateArray(body: Chunk[], from: number): boolean | Promise<boolean> {
+    // An array is known whole: its last chunk and the end of the response share one write
+    // (one FastCGI frame for a typical small response), at no cost of delay.
+    const n = body.length;
+    for (let i = from; i < n; i++) {
+      if (this.#abort.aborted) return false;
+      const over = this.#emit(body[i] as Chunk, i === n - 1);
+      if (over === true) return true;
+      if (over !== false) return over.then((early) => early || this.#iterateArray(body, i + 1));
+    }
+    return n > 0;
+  }
+
+  #iterateSync(it: Iterator<Chunk>): boolean | Promise<boolean> {
     for (;;) {
-      if (abort.aborted) return false;
+      if (this.#abort.aborted) return false;
       let step: IteratorResult<Chunk>;
       try {
         step = it.next();
       } catch (err) {
         this.#iterator = null;
         throw err;
+      }
+      if (step.done) {
+        this.#iterator = null;
+        return false;
+      }
+      const over = this.#emit(step.value, false);
+      if (over === true) return true;
+      if (over !== false) return over.then((early) => early || this.#iterateSync(it));
+    }
+  }
+
+  async #iterateAsync(body: AsyncIterable<Chunk>): Promise<boolean> {
+    const abort = this.#abort;
+    const it = body[Symbol.asyncIterator]();
+    this.#iterator = it;
+    for (;;) {
+      if (abort.aborted) return false;
+      let step: IteratorResult<Chunk> | Aborted;
+      const next = it.next();
+      try {
+        step = await this.#race(next);
+      } catch (err) {
+        this.#iterator = null; // a generator that threw is finished
+        throw err;
+      }
+      if (step === ABORTED) {
+        this.#leftPending(next);
+        this.#stepping = true;
+        const settled = () => (this.#stepping = false);
+        Promise.resolve(next).then(settled, settled);
+        return false;
       }
       if (step.done) {
         this.#iterator = null;

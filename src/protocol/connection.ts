@@ -61,8 +61,8 @@ interface Armed {
 }
 
 /**
- * Fires `onExpire` when armed for `ms` without being disarmed (0 = never): the request-timeout
- * of a request. Armed and disarmed once per request, so no timer of its own: one sweep per
+ * Calls `expire()` — `onExpire`, or a subclass's own — when armed for `ms` without being
+ * disarmed (0 = never): the request-timeout of a request. Armed and disarmed once per request, so no timer of its own: one sweep per
  * timeout value looks at the armed ones (expiry is up to a quarter of `ms`, at most 250 ms,
  * late). They are armed for the same `ms` from a monotonic now, so arming order is expiry
  * order: the armed ones are a list through the deadlines, oldest first, and a sweep looks at
@@ -78,17 +78,26 @@ export class Deadline {
 
   constructor(
     readonly ms: number,
-    readonly onExpire: () => void,
+    readonly onExpire: (() => void) | null = null,
   ) {
     this.#list = ms > 0 ? Deadline.#listOf(ms) : null;
   }
 
-  /** Armed for `ms` from now (again from now, when it was armed already). */
-  arm(): void {
+  /** What expiring does: `onExpire`, unless a subclass (one object a request, no closure) says otherwise. */
+  protected expire(): void {
+    this.onExpire?.();
+  }
+
+  /**
+   * Armed for `ms` from `now` (again, when it was armed already): performance.now(), or a
+   * time the caller took just before (never older than another deadline's arming: arming
+   * order must stay expiry order).
+   */
+  arm(now = performance.now()): void {
     const list = this.#list;
     if (list === null) return;
     if (this.#at !== 0) this.#unlink(list);
-    this.#at = performance.now() + this.ms;
+    this.#at = now + this.ms;
     this.#prev = list.tail;
     if (list.tail) list.tail.#next = this;
     else list.head = this;
@@ -119,7 +128,7 @@ export class Deadline {
     const now = performance.now();
     for (let d = list.head; d !== null && d.#at <= now; d = list.head) {
       d.disarm();
-      d.onExpire();
+      d.expire();
     }
     if (list.head === null && list.sweep) {
       clearInterval(list.sweep);

@@ -10,7 +10,7 @@ import { fileWrapper } from "../gateway/body.ts";
 import { buildEnviron, normalizeMount, type Environ, type ErrorStream, type Params } from "../gateway/environ.ts";
 import type { RequestAbort } from "../gateway/abort.ts";
 import type { TsgiInput } from "../gateway/input.ts";
-import { runRequest, type Application, type RequestOutcome, type ResponseSink } from "../gateway/request.ts";
+import { startRequest, type Application, type RequestDone, type RequestOutcome, type ResponseSink } from "../gateway/request.ts";
 import { ResponseHead } from "../gateway/start-response.ts";
 import { Deadline } from "./connection.ts";
 
@@ -112,6 +112,8 @@ export class Site {
   onStuck: ((reason: string) => void) | null = null;
   /** Requests waiting for room under `concurrency`, oldest first. */
   readonly #held: HeldRequest[] = [];
+  /** What every request's run is given besides its abort (one object for all). */
+  readonly #runOptions: { log: Logger; debug: boolean };
   #saturated = false;
 
   constructor(o: SiteOptions) {
@@ -131,6 +133,7 @@ export class Site {
     this.log = o.log;
     this.allow = o.allow && !o.allow.everyone ? o.allow : null;
     this.builtin = o.builtin ?? null;
+    this.#runOptions = { log: this.log, debug: this.debug };
     let pending = "";
     const log = this.log;
     this.errors = {
@@ -151,7 +154,7 @@ export class Site {
   /**
    * Serves one request whose params are complete. `controller` aborts it (client gone,
    * FCGI_ABORT_REQUEST); the body keeps flowing into `input` from the protocol. A failure of
-   * the server itself (not the application's, which runRequest answers) is logged and cuts
+   * the server itself (not the application's, which the run answers) is logged and cuts
    * the response.
    */
   serve(params: Params | string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): void {
@@ -169,12 +172,9 @@ export class Site {
   }
 
   #start(params: Params | string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): void {
-    this.#serve(params, input, sink, controller, meta).catch((err: unknown) => {
-      this.log.error(`${meta.peer}: request failed in the server`, err);
-      sink.abort();
-    });
-    // Full now (#serve counted the request before its first await): stop accepting before the
-    // next connection comes, so that the group's other workers take it.
+    this.#serve(params, input, sink, controller, meta);
+    // Full now (#serve counted the request): stop accepting before the next connection
+    // comes, so that the group's other workers take it.
     if (this.inFlight >= this.concurrency) this.#saturate(true);
   }
 
@@ -199,8 +199,8 @@ export class Site {
     this.onSaturated?.(saturated);
   }
 
-  async #serve(params: Params | string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): Promise<RequestOutcome> {
-    const started = performance.now();
+  #serve(params: Params | string[], input: TsgiInput, sink: ResponseSink, controller: RequestAbort, meta: RequestMeta): void {
+    const served = new ServedRequest(this, params, input, sink, controller, meta);
     this.inFlight++;
     try {
       const built = buildEnviron(params, {
@@ -211,43 +211,53 @@ export class Site {
         abort: controller,
         fileWrapper,
       });
-      let outcome: RequestOutcome;
       let page: BuiltinAnswer | null;
       const environ = "environ" in built ? built.environ : null;
-      const method = environ?.REQUEST_METHOD ?? valueOf(params, "REQUEST_METHOD") ?? "GET";
+      served.environ = environ;
+      served.method = environ?.REQUEST_METHOD ?? valueOf(params, "REQUEST_METHOD") ?? "GET";
       if (!environ) {
         const { error, httpStatus } = built as { error: TsgiError; httpStatus: number };
         this.log.info(`${meta.peer}: ${error.code}: ${error.message}`);
-        outcome = await this.#refuse(sink, httpStatus, method);
+        served.when(this.#refuse(sink, httpStatus, served.method));
       } else if (this.builtin !== null && (page = this.builtin.answer(environ)) !== null) {
-        outcome = await this.#answer(sink, page, method);
+        served.when(this.#answer(sink, page, served.method));
       } else if (this.maxBody > 0 && declaredLength(environ.CONTENT_LENGTH) > this.maxBody) {
         this.log.info(`${meta.peer}: request body of ${String(environ.CONTENT_LENGTH)} bytes is over max-body (${this.maxBody})`);
-        outcome = await this.#refuse(sink, 413, method);
+        served.when(this.#refuse(sink, 413, served.method));
       } else {
-        const timeout = new Deadline(this.requestTimeout, () =>
-          controller.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: `${this.requestTimeout / 1000}s` })),
-        );
-        timeout.arm();
-        try {
-          outcome = await runRequest(this.app, environ, sink, { abort: controller, log: this.log, debug: this.debug });
-        } finally {
-          timeout.disarm();
-        }
-        if (outcome.unfinished && (controller.reason as TsgiError | undefined)?.code === "TSGI_ERR_APP_TIMEOUT") this.#watchStuck(outcome.unfinished, meta);
+        served.arm(served.started);
+        startRequest(this.app, environ, sink, controller, this.#runOptions, served);
       }
-      input.discard();
+    } catch (err) {
+      served.failed(err);
+    }
+  }
+
+  /**
+   * The end of a request #serve started (ServedRequest calls it once): the access log line,
+   * the stuck-request watch of a timed-out one, room for the next.
+   */
+  ended(served: ServedRequest, outcome: RequestOutcome): void {
+    try {
+      served.disarm();
+      if (outcome.unfinished && (served.controller.reason as TsgiError | undefined)?.code === "TSGI_ERR_APP_TIMEOUT") {
+        this.#watchStuck(outcome.unfinished, served.meta);
+      }
+      served.input.discard();
+      const environ = served.environ;
+      const params = served.params;
       this.log.access({
         remoteAddr: environ ? String(environ.REMOTE_ADDR ?? "") : (valueOf(params, "REMOTE_ADDR") ?? ""),
-        method,
+        method: served.method,
         uri: String(environ?.REQUEST_URI ?? valueOf(params, "REQUEST_URI") ?? "-"),
         protocol: String(environ?.SERVER_PROTOCOL ?? valueOf(params, "SERVER_PROTOCOL") ?? "-"),
         status: outcome.status,
         bytes: outcome.bytes,
-        durationMs: performance.now() - started,
+        durationMs: performance.now() - served.started,
         user: environ?.REMOTE_USER as string | undefined,
       });
-      return outcome;
+    } catch (err) {
+      this.log.error(`${served.meta.peer}: request failed in the server`, err);
     } finally {
       this.inFlight--;
       this.served++;
@@ -301,6 +311,54 @@ export class Site {
     const reasons: Record<number, string> = { 400: "Bad Request", 404: "Not Found", 413: "Content Too Large" };
     const head = new ResponseHead();
     return this.#sendWhole(sink, head, head.plainText(code, reasons[code]!, `${reasons[code]}\n`), method, "error");
+  }
+}
+
+/**
+ * A request Site.serve started, until its end: its request-timeout (the deadline it is) and
+ * what its access line needs. One object a request, where a closure for the timeout and the
+ * async function's promise and its catch were three more.
+ */
+class ServedRequest extends Deadline implements RequestDone {
+  readonly started = performance.now();
+  environ: Environ | null = null;
+  method = "GET";
+  #ended = false;
+
+  constructor(
+    readonly site: Site,
+    readonly params: Params | string[],
+    readonly input: TsgiInput,
+    readonly sink: ResponseSink,
+    readonly controller: RequestAbort,
+    readonly meta: RequestMeta,
+  ) {
+    super(site.requestTimeout);
+  }
+
+  protected override expire(): void {
+    this.controller.abort(tsgiError("TSGI_ERR_APP_TIMEOUT", { timeout: `${this.ms / 1000}s` }));
+  }
+
+  requestDone(outcome: RequestOutcome): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.site.ended(this, outcome);
+  }
+
+  /** The outcome of an answer the server gives itself. */
+  when(answer: Promise<RequestOutcome>): void {
+    answer.then(
+      (outcome) => this.requestDone(outcome),
+      (err: unknown) => this.failed(err),
+    );
+  }
+
+  /** A failure of the server itself (not the application's, which the run answers): logged, the response cut. */
+  failed(err: unknown): void {
+    this.site.log.error(`${this.meta.peer}: request failed in the server`, err);
+    this.sink.abort();
+    this.requestDone({ status: 500, bytes: 0, end: "aborted" });
   }
 }
 
