@@ -10,7 +10,7 @@ import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, checkListener, type NativeFastCgiServer, type ServerEventHandler } from "../native.ts";
 import { coded } from "./connection.ts";
-import { LazyPeer, NativeSink, OpenRequests, connectionEvent, packedContentLength, packedRole, slice, unpackParams, type NativeListener } from "./native-listener.ts";
+import { NativeSink, OpenRequests, connectionEvent, packedContentLength, packedRole, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 const FCGI_AUTHORIZER = 2;
@@ -20,11 +20,14 @@ const FCGI_AUTHORIZER = 2;
  * first write; FCGI_END_REQUEST's appStatus is the HTTP status.
  */
 class FastCgiSink extends NativeSink<NativeFastCgiServer> {
+  get protocol(): "fastcgi" {
+    return "fastcgi";
+  }
   protected firstLine(head: ResponseHead): string {
     return `Status: ${head.status}`;
   }
   protected respond(head: string | null, chunk: Uint8Array | null, last: boolean, status: number): boolean {
-    return this.native.respond(this.req.conn, this.req.id, head, chunk, last, status);
+    return this.native.respond(this.conn, this.id, head, chunk, last, status);
   }
 }
 
@@ -91,10 +94,8 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean, onHandoff?
       role === FCGI_AUTHORIZER || contentLength === 0
         ? TsgiInput.EMPTY
         : new TsgiInput(contentLength, { pause: (paused) => native.pause(conn, paused) }, site.maxBody);
-    const req = requests.open(conn, id, input);
-    const sink = new FastCgiSink(requests, req, native);
-    const params = unpackParams(packed, layouts, at, req.controller);
-    site.serve(params, input, sink, req.controller, new LazyPeer(conn, peerOf, "fastcgi"));
+    const req = new FastCgiSink(requests, native, conn, id, input, peerOf);
+    site.serve(unpackParams(packed, layouts, at, req.controller), input, req, req.controller, req);
   }
 
   return native;

@@ -28,53 +28,40 @@ export interface NativeListener {
   readonly connections: number;
 }
 
+/** A request open on a native connection, as OpenRequests keeps it (its NativeSink). */
 export interface NativeRequest {
   readonly conn: number;
   readonly id: number;
-  input: TsgiInput;
+  readonly input: TsgiInput;
   readonly controller: RequestAbort;
   /** The response ended (or was cut, or the connection is gone): nothing more is sent. */
   ended: boolean;
   drain: { resolve: () => void; reject: (err: Error) => void } | null;
   /** Bytes of the response still queued when the connection went (never sent). */
-  unsent: number;
-}
-
-/**
- * A native listener's RequestMeta: the peer asked of the connection only when a log line
- * needs it. A class, not a literal with a getter: a getter of its own per request made V8
- * allocate each one in the old generation (environ.ts says more).
- */
-export class LazyPeer implements RequestMeta {
-  readonly #conn: number;
-  readonly #peerOf: (conn: number) => string;
-  constructor(
-    conn: number,
-    peerOf: (conn: number) => string,
-    readonly protocol: "fastcgi" | "uwsgi",
-  ) {
-    this.#conn = conn;
-    this.#peerOf = peerOf;
-  }
-  get peer(): string {
-    return this.#peerOf(this.#conn);
-  }
+  unsentBytes: number;
 }
 
 /**
  * Open requests by connection and request id (uwsgi: one request, id 0, per connection). A
  * connection's requests are a short array: one almost always (a Map per connection was a
- * measurable part of a uwsgi request's allocations), a few when FastCGI multiplexes.
+ * measurable part of a uwsgi request's allocations), a few when FastCGI multiplexes. A
+ * connection's array stays when its last request ends (the next request on a persistent
+ * connection finds it): a delete and a set a request made the Map rebuild its table every
+ * few dozen requests (~150 bytes a request). The arrays of connections gone are swept out
+ * when the Map has grown to twice what the last sweep left (and at least SWEEP_AT).
  */
 export class OpenRequests {
   readonly #byConn = new Map<number, NativeRequest[]>();
+  #sweepAt = SWEEP_AT;
 
-  open(conn: number, id: number, input: TsgiInput): NativeRequest {
-    const req: NativeRequest = { conn, id, input, controller: new RequestAbort(), ended: false, drain: null, unsent: 0 };
-    const onConn = this.#byConn.get(conn);
-    if (onConn) onConn.push(req);
-    else this.#byConn.set(conn, [req]);
-    return req;
+  add(req: NativeRequest): void {
+    const onConn = this.#byConn.get(req.conn);
+    if (onConn) {
+      onConn.push(req);
+      return;
+    }
+    if (this.#byConn.size >= this.#sweepAt) this.#sweep();
+    this.#byConn.set(req.conn, [req]);
   }
 
   get(conn: number, id: number): NativeRequest | undefined {
@@ -88,10 +75,18 @@ export class OpenRequests {
   close(req: NativeRequest): void {
     req.ended = true;
     const onConn = this.#byConn.get(req.conn);
-    const at = onConn ? onConn.indexOf(req) : -1;
-    if (at < 0) return;
-    if (onConn!.length === 1) this.#byConn.delete(req.conn);
-    else onConn!.splice(at, 1);
+    if (!onConn) return;
+    if (onConn.length === 1) {
+      if (onConn[0] === req) onConn.pop();
+      return;
+    }
+    const at = onConn.indexOf(req);
+    if (at >= 0) onConn.splice(at, 1);
+  }
+
+  #sweep(): void {
+    for (const [conn, onConn] of this.#byConn) if (onConn.length === 0) this.#byConn.delete(conn);
+    this.#sweepAt = Math.max(SWEEP_AT, 2 * this.#byConn.size);
   }
 
   /** The request is gone (FCGI_ABORT_REQUEST): the application and its input are told. */
@@ -106,10 +101,11 @@ export class OpenRequests {
   abortConnection(conn: number, reason: string, unsent = 0): void {
     const onConn = this.#byConn.get(conn);
     if (!onConn) return;
-    for (const req of [...onConn]) {
+    this.#byConn.delete(conn);
+    for (const req of onConn) {
       // FastCGI may multiplex: the queued bytes are the last writer's, but nginx and Apache
       // send one request at a time, and the count is only the access log's.
-      req.unsent = unsent;
+      req.unsentBytes = unsent;
       this.abort(req, reason);
     }
   }
@@ -125,28 +121,46 @@ export class OpenRequests {
     }
   }
 }
+const SWEEP_AT = 1024;
 
 /**
- * The gateway's sink for `req`: `respond` writes the head (a byte string, on the first send),
- * a chunk and the end in one native call and says whether more may be written now; `cut`
- * ends the connection's response without a clean end. A class, one per protocol: a request's
- * sink is one object, where a literal of closures was seven (the sink, its three methods and
- * the three the listener handed it).
+ * A request on a native connection, from its params to its response's end: the gateway's
+ * sink (`respond` writes the head — a byte string, on the first send —, a chunk and the end
+ * in one native call and says whether more may be written now; `cut` ends the connection's
+ * response without a clean end), what OpenRequests keeps of it, and its RequestMeta (the
+ * peer asked of the connection only when a log line needs it). One object a request and
+ * one class a protocol, where a request record, a peer object and a literal of closures for
+ * the sink were nine.
  */
-export abstract class NativeSink<Server extends { cut(connId: number): void }> implements ResponseSink {
+export abstract class NativeSink<Server extends { cut(connId: number): void }> implements ResponseSink, NativeRequest, RequestMeta {
+  readonly controller = new RequestAbort();
+  ended = false;
+  drain: NativeRequest["drain"] = null;
+  unsentBytes = 0;
+
   constructor(
     readonly requests: OpenRequests,
-    readonly req: NativeRequest,
     readonly native: Server,
-  ) {}
+    readonly conn: number,
+    readonly id: number,
+    readonly input: TsgiInput,
+    readonly peerOf: (conn: number) => string,
+  ) {
+    requests.add(this);
+  }
+
+  abstract get protocol(): "fastcgi" | "uwsgi";
+
+  get peer(): string {
+    return this.peerOf(this.conn);
+  }
 
   /** The response head's first line: "Status: 200 OK" (FastCGI) or "HTTP/1.1 200 OK" (uwsgi). */
   protected abstract firstLine(head: ResponseHead): string;
   protected abstract respond(head: string | null, chunk: Uint8Array | null, last: boolean, status: number): boolean;
 
   send(head: ResponseHead, chunk: Uint8Array | null, last: boolean): void | Promise<void> {
-    const req = this.req;
-    if (req.ended) return undefined;
+    if (this.ended) return undefined;
     let text: string | null = null;
     if (!head.sent) {
       head.sent = true;
@@ -154,21 +168,21 @@ export abstract class NativeSink<Server extends { cut(connId: number): void }> i
     }
     const ok = this.respond(text, chunk, last, last ? head.code || 0 : 0);
     if (last) {
-      this.requests.close(req);
+      this.requests.close(this);
       return undefined;
     }
     if (ok) return undefined;
-    return new Promise<void>((resolve, reject) => (req.drain = { resolve, reject }));
+    return new Promise<void>((resolve, reject) => (this.drain = { resolve, reject }));
   }
 
   abort(): void {
-    if (this.req.ended) return;
-    this.requests.close(this.req);
-    this.native.cut(this.req.conn);
+    if (this.ended) return;
+    this.requests.close(this);
+    this.native.cut(this.conn);
   }
 
   unsent(): number {
-    return this.req.unsent;
+    return this.unsentBytes;
   }
 }
 

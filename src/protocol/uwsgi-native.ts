@@ -6,16 +6,19 @@
 import { TsgiInput } from "../gateway/input.ts";
 import type { ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, checkListener, type NativeUwsgiServer, type ServerEventHandler } from "../native.ts";
-import { LazyPeer, NativeSink, OpenRequests, connectionEvent, slice, unpackParams, type NativeListener } from "./native-listener.ts";
+import { NativeSink, OpenRequests, connectionEvent, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 /** A uwsgi response: an HTTP response as the front server passes it on, head first. */
 class UwsgiSink extends NativeSink<NativeUwsgiServer> {
+  get protocol(): "uwsgi" {
+    return "uwsgi";
+  }
   protected firstLine(head: ResponseHead): string {
     return `HTTP/1.1 ${head.status}`;
   }
   protected respond(head: string | null, chunk: Uint8Array | null, last: boolean): boolean {
-    return this.native.respond(this.req.conn, head, chunk, last);
+    return this.native.respond(this.conn, head, chunk, last);
   }
 }
 
@@ -54,10 +57,8 @@ export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListe
 
   function request(conn: number, contentLength: number, packed: string, layouts: Int32Array, at: number): void {
     const input = contentLength === 0 ? TsgiInput.EMPTY : new TsgiInput(contentLength, { pause: (paused) => native.pause(conn, paused) }, site.maxBody);
-    const req = requests.open(conn, 0, input);
-    const sink = new UwsgiSink(requests, req, native);
-    const vars = unpackParams(packed, layouts, at, req.controller);
-    site.serve(vars, input, sink, req.controller, new LazyPeer(conn, peerOf, "uwsgi"));
+    const req = new UwsgiSink(requests, native, conn, 0, input, peerOf);
+    site.serve(unpackParams(packed, layouts, at, req.controller), input, req, req.controller, req);
   }
 
   return native;
