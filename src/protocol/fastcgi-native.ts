@@ -7,13 +7,16 @@
 
 import { closeSync } from "node:fs";
 import { TsgiInput } from "../gateway/input.ts";
-import type { ResponseHead } from "../gateway/start-response.ts";
+import { HeadCache, type ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, checkListener, type NativeFastCgiServer, type ServerEventHandler } from "../native.ts";
 import { coded } from "./connection.ts";
 import { NativeSink, OpenRequests, connectionEvent, packedContentLength, packedRole, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 const FCGI_AUTHORIZER = 2;
+
+/** The last response head made on this protocol's connections (most are the same). */
+const HEADS = new HeadCache();
 
 /**
  * A FastCGI response: the CGI head (RFC 3875 §6.3: the status in a Status header) goes in the
@@ -23,8 +26,8 @@ class FastCgiSink extends NativeSink<NativeFastCgiServer> {
   get protocol(): "fastcgi" {
     return "fastcgi";
   }
-  protected firstLine(head: ResponseHead): string {
-    return `Status: ${head.status}`;
+  protected serialize(head: ResponseHead): string {
+    return head.serialize("Status: ", HEADS);
   }
   protected respond(head: string | null, chunk: Uint8Array | null, last: boolean, status: number): boolean {
     return this.native.respond(this.conn, this.id, head, chunk, last, status);

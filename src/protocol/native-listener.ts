@@ -41,33 +41,41 @@ export interface NativeRequest {
   unsentBytes: number;
 }
 
+/** The requests open on one connection: one almost always; `more` only when FastCGI multiplexes. */
+interface OnConn {
+  one: NativeRequest | null;
+  more: NativeRequest[] | null;
+}
+
 /**
  * Open requests by connection and request id (uwsgi: one request, id 0, per connection). A
- * connection's requests are a short array: one almost always (a Map per connection was a
- * measurable part of a uwsgi request's allocations), a few when FastCGI multiplexes. A
- * connection's array stays when its last request ends (the next request on a persistent
+ * connection's entry stays when its last request ends (the next request on a persistent
  * connection finds it): a delete and a set a request made the Map rebuild its table every
- * few dozen requests (~150 bytes a request). The arrays of connections gone are swept out
- * when the Map has grown to twice what the last sweep left (and at least SWEEP_AT).
+ * few dozen requests (~150 bytes a request), and an array emptied and filled again got a
+ * new backing store each time (V8 drops it at length 0). The entries of connections gone
+ * are swept out when the Map has grown to twice what the last sweep left (at least SWEEP_AT).
  */
 export class OpenRequests {
-  readonly #byConn = new Map<number, NativeRequest[]>();
+  readonly #byConn = new Map<number, OnConn>();
   #sweepAt = SWEEP_AT;
 
   add(req: NativeRequest): void {
     const onConn = this.#byConn.get(req.conn);
-    if (onConn) {
-      onConn.push(req);
-      return;
+    if (onConn === undefined) {
+      if (this.#byConn.size >= this.#sweepAt) this.#sweep();
+      this.#byConn.set(req.conn, { one: req, more: null });
+    } else if (onConn.one === null) {
+      onConn.one = req;
+    } else {
+      (onConn.more ??= []).push(req);
     }
-    if (this.#byConn.size >= this.#sweepAt) this.#sweep();
-    this.#byConn.set(req.conn, [req]);
   }
 
   get(conn: number, id: number): NativeRequest | undefined {
     const onConn = this.#byConn.get(conn);
-    if (!onConn) return undefined;
-    for (const req of onConn) if (req.id === id) return req;
+    if (onConn === undefined) return undefined;
+    if (onConn.one !== null && onConn.one.id === id) return onConn.one;
+    if (onConn.more !== null) for (const req of onConn.more) if (req.id === id) return req;
     return undefined;
   }
 
@@ -75,18 +83,26 @@ export class OpenRequests {
   close(req: NativeRequest): void {
     req.ended = true;
     const onConn = this.#byConn.get(req.conn);
-    if (!onConn) return;
-    if (onConn.length === 1) {
-      if (onConn[0] === req) onConn.pop();
-      return;
+    if (onConn === undefined) return;
+    if (onConn.one === req) onConn.one = null;
+    else if (onConn.more !== null) {
+      const at = onConn.more.indexOf(req);
+      if (at >= 0) onConn.more.splice(at, 1);
     }
-    const at = onConn.indexOf(req);
-    if (at >= 0) onConn.splice(at, 1);
   }
 
   #sweep(): void {
-    for (const [conn, onConn] of this.#byConn) if (onConn.length === 0) this.#byConn.delete(conn);
+    for (const [conn, onConn] of this.#byConn) {
+      if (onConn.one === null && (onConn.more === null || onConn.more.length === 0)) this.#byConn.delete(conn);
+    }
     this.#sweepAt = Math.max(SWEEP_AT, 2 * this.#byConn.size);
+  }
+
+  /** The requests open on `conn`, in no particular order (a copy). */
+  #all(onConn: OnConn): NativeRequest[] {
+    const all = onConn.more === null ? [] : [...onConn.more];
+    if (onConn.one !== null) all.push(onConn.one);
+    return all;
   }
 
   /** The request is gone (FCGI_ABORT_REQUEST): the application and its input are told. */
@@ -100,9 +116,9 @@ export class OpenRequests {
   /** The connection is gone (with `unsent` bytes still queued on it): every request open on it is aborted. */
   abortConnection(conn: number, reason: string, unsent = 0): void {
     const onConn = this.#byConn.get(conn);
-    if (!onConn) return;
+    if (onConn === undefined) return;
     this.#byConn.delete(conn);
-    for (const req of onConn) {
+    for (const req of this.#all(onConn)) {
       // FastCGI may multiplex: the queued bytes are the last writer's, but nginx and Apache
       // send one request at a time, and the count is only the access log's.
       req.unsentBytes = unsent;
@@ -113,15 +129,19 @@ export class OpenRequests {
   /** DRAIN: the responses waiting on the connection may write again. */
   drained(conn: number): void {
     const onConn = this.#byConn.get(conn);
-    if (!onConn) return;
-    for (const req of onConn) {
-      const drain = req.drain;
-      req.drain = null;
-      drain?.resolve();
-    }
+    if (onConn === undefined) return;
+    // A resolve runs nothing now (its waiter resumes in a microtask): no copy needed.
+    if (onConn.one !== null) wake(onConn.one);
+    if (onConn.more !== null) for (const req of onConn.more) wake(req);
   }
 }
 const SWEEP_AT = 1024;
+
+function wake(req: NativeRequest): void {
+  const drain = req.drain;
+  req.drain = null;
+  drain?.resolve();
+}
 
 /**
  * A request on a native connection, from its params to its response's end: the gateway's
@@ -155,8 +175,8 @@ export abstract class NativeSink<Server extends { cut(connId: number): void }> i
     return this.peerOf(this.conn);
   }
 
-  /** The response head's first line: "Status: 200 OK" (FastCGI) or "HTTP/1.1 200 OK" (uwsgi). */
-  protected abstract firstLine(head: ResponseHead): string;
+  /** The response head as the protocol sends it (ResponseHead.serialize with the protocol's first line). */
+  protected abstract serialize(head: ResponseHead): string;
   protected abstract respond(head: string | null, chunk: Uint8Array | null, last: boolean, status: number): boolean;
 
   send(head: ResponseHead, chunk: Uint8Array | null, last: boolean): void | Promise<void> {
@@ -164,7 +184,7 @@ export abstract class NativeSink<Server extends { cut(connId: number): void }> i
     let text: string | null = null;
     if (!head.sent) {
       head.sent = true;
-      text = head.serialize(this.firstLine(head));
+      text = this.serialize(head);
     }
     const ok = this.respond(text, chunk, last, last ? head.code || 0 : 0);
     if (last) {

@@ -4,18 +4,21 @@
 // Cross-language contract: the event kinds and `respond`'s arguments, with uwsgi_server.cc.
 
 import { TsgiInput } from "../gateway/input.ts";
-import type { ResponseHead } from "../gateway/start-response.ts";
+import { HeadCache, type ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, checkListener, type NativeUwsgiServer, type ServerEventHandler } from "../native.ts";
 import { NativeSink, OpenRequests, connectionEvent, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
+
+/** The last response head made on this protocol's connections (most are the same). */
+const HEADS = new HeadCache();
 
 /** A uwsgi response: an HTTP response as the front server passes it on, head first. */
 class UwsgiSink extends NativeSink<NativeUwsgiServer> {
   get protocol(): "uwsgi" {
     return "uwsgi";
   }
-  protected firstLine(head: ResponseHead): string {
-    return `HTTP/1.1 ${head.status}`;
+  protected serialize(head: ResponseHead): string {
+    return head.serialize("HTTP/1.1 ", HEADS);
   }
   protected respond(head: string | null, chunk: Uint8Array | null, last: boolean): boolean {
     return this.native.respond(this.conn, head, chunk, last);

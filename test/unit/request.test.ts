@@ -8,7 +8,7 @@ import { fileWrapper } from "../../src/gateway/body.ts";
 import { TsgiInput } from "../../src/gateway/input.ts";
 import { RequestAbort } from "../../src/gateway/abort.ts";
 import { runRequest, type Application, type ResponseSink } from "../../src/gateway/request.ts";
-import type { ResponseHead } from "../../src/gateway/start-response.ts";
+import { HeadCache, ResponseHead } from "../../src/gateway/start-response.ts";
 import { tsgiError } from "../../src/errors.ts";
 
 interface Sent {
@@ -446,5 +446,32 @@ describe("close() exactly once", () => {
     expect(await settled(second.unfinished)).toBe(false);
     // An application that had finished: nothing pending.
     expect((await run(() => ["ok"])).outcome.unfinished).toBeUndefined();
+  });
+});
+
+describe("the head as a protocol serializes it", () => {
+  it("is made again whenever the status, a header or the first line differs from the last one, and reused when none does", () => {
+    const cache = new HeadCache();
+    const head = (status: string, fields: string[]) => {
+      const h = new ResponseHead();
+      h.status = status;
+      h.fields = fields;
+      return h;
+    };
+    const hello = head("200 OK", ["Content-Type", "text/plain", "Content-Length", "14"]);
+    const text = "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\n";
+    expect(hello.serialize("Status: ", cache)).toBe(text);
+    // The same head in new arrays (as each request makes them): the same text.
+    expect(head("200 OK", ["Content-Type", "text/plain", "Content-Length", "14"]).serialize("Status: ", cache)).toBe(text);
+    expect(head("404 Not Found", ["Content-Type", "text/plain", "Content-Length", "14"]).serialize("Status: ", cache)).toBe(
+      "Status: 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\n",
+    );
+    expect(head("200 OK", ["Content-Type", "text/plain", "Content-Length", "15"]).serialize("Status: ", cache)).toBe(
+      "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n\r\n",
+    );
+    expect(head("200 OK", ["Content-Type", "text/plain"]).serialize("Status: ", cache)).toBe("Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+    expect(head("200 OK", ["Content-Type", "text/plain"]).serialize("HTTP/1.1 ", cache)).toBe("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+    expect(head("200 OK", []).serialize("HTTP/1.1 ", cache)).toBe("HTTP/1.1 200 OK\r\n\r\n");
+    expect(hello.serialize("Status: ")).toBe(text);
   });
 });
