@@ -64,7 +64,7 @@ struct FastCgiConn final : ConnBase, fastcgi::Sink {
   void on_params(uint16_t id, const std::vector<Span>& pairs) override {
     const FcgiRequest* r = request(id);
     if (!r) return;
-    uv_timer_stop(&timer);
+    disarm_header();
     want_body = true;
     double at = 0;
     napi_value packed = params->add(env, pairs, r->role, at);

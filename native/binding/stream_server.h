@@ -145,6 +145,13 @@ union Stream {
 struct ConnBase {
   Stream io;
   uv_timer_t timer;  // header timeout, then the lingering close or the cut
+  // When the header timeout is due (the loop's time, ms), 0 while it is not armed. Arming and
+  // disarming set this and leave a running timer alone: a timer that fires early starts
+  // again for what is left, one that fires disarmed does nothing (a keep-alive connection
+  // disarms and arms once a request: two changes of libuv's timer heap it no longer makes).
+  uint64_t header_due = 0;
+  // Disarms the header timeout (the request's head is complete).
+  void disarm_header() { header_due = 0; }
   void* server = nullptr;
   uint32_t id = 0;
   bool is_tcp = true;
@@ -383,9 +390,12 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
 
   // The header timeout runs from now (a new connection, or a persistent one fallen idle).
   void arm_header_timer(Conn* c) {
-    if (header_timeout_ms_ > 0 && !c->closing) uv_timer_start(&c->timer, on_header_timeout, header_timeout_ms_, 0);
+    if (header_timeout_ms_ <= 0 || c->closing) return;
+    c->header_due = uv_now(loop_) + static_cast<uint64_t>(header_timeout_ms_);
+    // Running already (armed before, or disarmed since and not yet fired): it fires at or
+    // before the new due time and starts again for the rest.
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&c->timer))) uv_timer_start(&c->timer, on_header_timeout, header_timeout_ms_, 0);
   }
-  void disarm_header_timer(Conn* c) { uv_timer_stop(&c->timer); }
 
   void add_error(Conn* c, const Error& e) {
     c->add(kError, static_cast<double>(e.status), static_cast<double>(e.offset),
@@ -543,7 +553,13 @@ class StreamServer : public Napi::ObjectWrap<Derived> {
   static void on_header_timeout(uv_timer_t* timer) {
     auto* c = static_cast<Conn*>(timer->data);
     StreamServer* self = owner(c);
-    if (c->closing) return;
+    if (c->closing || c->header_due == 0) return;
+    const uint64_t now = uv_now(self->loop_);
+    if (now < c->header_due) {
+      uv_timer_start(&c->timer, on_header_timeout, c->header_due - now, 0);
+      return;
+    }
+    c->header_due = 0;
     Napi::HandleScope scope(self->Env());
     Events slots;
     c->slots = &slots;

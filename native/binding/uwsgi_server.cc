@@ -21,7 +21,7 @@ struct UwsgiConn final : ConnBase, uwsgi::Sink {
   void on_request(uint8_t, uint8_t, const std::vector<Span>& vars, uint64_t content_length) override {
     got_request = true;
     want_body = true;
-    uv_timer_stop(&timer);
+    disarm_header();
     double at = 0;
     napi_value packed = params->add(env, vars, 0, at);
     add(kRequest, static_cast<double>(content_length), object(packed), at);

@@ -136,9 +136,17 @@ export class Deadline {
     }
   }
 
+  // The list of the last timeout value asked for is kept at hand: a site's requests ask for
+  // the same one each time, and a Map lookup a request showed in the profile.
+  static #lastMs = -1;
+  static #last: Armed | null = null;
+
   static #listOf(ms: number): Armed {
+    if (ms === Deadline.#lastMs) return Deadline.#last!;
     let list = Deadline.#lists.get(ms);
     if (!list) Deadline.#lists.set(ms, (list = { head: null, tail: null, sweep: null }));
+    Deadline.#lastMs = ms;
+    Deadline.#last = list;
     return list;
   }
 }

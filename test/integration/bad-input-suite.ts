@@ -277,6 +277,21 @@ export function defineBadInputSuite(env?: Record<string, string>): void {
       const lines = linesAbout(conn.peer);
       expect(lines).toEqual([]);
     });
+
+    test("fastcgi: header-timeout runs from a keep-conn connection's last request, not its first (requests 0.6 s apart keep it open)", async () => {
+      const conn = await open(fcgiPort);
+      for (let id = 1; id <= 4; id++) {
+        conn.sock.write(fcgiRequest(id, params(`/environ?spaced=${id}`), "", KEEP_CONN));
+        await conn.until(hasEnd(id));
+        if (id < 4) await new Promise((r) => setTimeout(r, 600));
+      }
+      // 1.8 s after the first request, its connection still open and answering.
+      expect(await Promise.race([conn.closed.then(() => "closed"), new Promise((r) => setTimeout(() => r("open"), 50))])).toBe("open");
+      const answered = Date.now();
+      await closedWithin(conn, 4000);
+      expect(Date.now() - answered).toBeGreaterThanOrEqual(900);
+      expect(records(conn.received()).filter((r) => r.type === FCGI_END_REQUEST)).toHaveLength(4);
+    });
   });
 
   describe("uwsgi listener: malformed input closes the connection with one log line", () => {
