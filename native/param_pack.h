@@ -50,6 +50,7 @@ inline constexpr int kContentLengthName = 3;
 inline constexpr size_t kPackHead = 5;
 enum PackSlot : size_t { kPackPairs = 0, kPackRole = 1, kPackFlags = 2, kPackLengthHigh = 3, kPackLengthLow = 4 };
 inline constexpr int32_t kPackRepeated = 1;  // kPackFlags: some name came twice (or may have)
+inline constexpr int32_t kPackKeepConn = 2;  // kPackFlags: FastCGI FCGI_KEEP_CONN (set by the listener, not pack_params)
 inline constexpr size_t kCompared = 16;
 
 class ParamNames {

@@ -67,7 +67,7 @@ interface Binding {
   serverEvents: { CLOSE: number; DRAIN: number; TIMEOUT: number; UNKNOWN_ROLE: number; CHUNK: number; REFUSED: number; HANDOFF: number };
   /** The names the listeners' packed params number (native/param_pack.h), and the layout's slots. */
   paramNames: string[];
-  paramPack: { HEAD: number; PAIRS: number; ROLE: number; FLAGS: number; LENGTH_HIGH: number; LENGTH_LOW: number; REPEATED: number };
+  paramPack: { HEAD: number; PAIRS: number; ROLE: number; FLAGS: number; LENGTH_HIGH: number; LENGTH_LOW: number; REPEATED: number; KEEP_CONN: number };
   /** Master side: bound, listening sockets that nothing accepts on (native/binding/listen.cc). */
   bindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
   bindUnix(path: string, backlog: number): { fd: number };

@@ -28,6 +28,7 @@ void init_servers(Napi::Env env, Napi::Object exports) {
       {"LENGTH_HIGH", kPackLengthHigh},
       {"LENGTH_LOW", kPackLengthLow},
       {"REPEATED", kPackRepeated},
+      {"KEEP_CONN", kPackKeepConn},
   });
   exports.Set("paramPack", pack);
 }

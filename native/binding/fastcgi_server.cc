@@ -67,7 +67,7 @@ struct FastCgiConn final : ConnBase, fastcgi::Sink {
     disarm_header();
     want_body = true;
     double at = 0;
-    napi_value packed = params->add(env, pairs, r->role, at);
+    napi_value packed = params->add(env, pairs, r->role, at, r->keep_conn ? kPackKeepConn : 0);
     add(kParams, id, object(packed), at);
   }
   void on_stdin(uint16_t id, const uint8_t* data, size_t size) override {

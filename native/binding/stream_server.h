@@ -117,10 +117,13 @@ struct Events {
 // unless a callback needs more room (then a larger one, holding the earlier layouts too).
 class SharedParams {
  public:
-  // A request's params: their string, and where their layout starts in the array.
-  napi_value add(Napi::Env env, const std::vector<Span>& pairs, int32_t role, double& at) {
-    at = static_cast<double>(index_.size());
+  // A request's params: their string, and where their layout starts in the array. `flags`
+  // are the listener's own (kPackKeepConn), added to the layout's.
+  napi_value add(Napi::Env env, const std::vector<Span>& pairs, int32_t role, double& at, int32_t flags = 0) {
+    const size_t start = index_.size();
+    at = static_cast<double>(start);
     pack_params(pairs, role, bytes_, index_);
+    index_[start + kPackFlags] |= flags;
     return byte_string(env, reinterpret_cast<const uint8_t*>(bytes_.data()), bytes_.size());
   }
 

@@ -10,7 +10,7 @@ import { TsgiInput } from "../gateway/input.ts";
 import { HeadCache, type ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, checkListener, type NativeFastCgiServer, type ServerEventHandler } from "../native.ts";
 import { coded } from "./connection.ts";
-import { NativeSink, OpenRequests, connectionEvent, packedContentLength, packedRole, slice, unpackParams, type NativeListener } from "./native-listener.ts";
+import { NativeSink, OpenRequests, connectionEvent, packedContentLength, packedKeepConn, packedRole, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 const FCGI_AUTHORIZER = 2;
@@ -97,7 +97,7 @@ export function serveFastCgi(site: Site, fd: number, isPipe: boolean, onHandoff?
       role === FCGI_AUTHORIZER || contentLength === 0
         ? TsgiInput.EMPTY
         : new TsgiInput(contentLength, { pause: (paused) => native.pause(conn, paused) }, site.maxBody);
-    const req = new FastCgiSink(requests, native, conn, id, input, peerOf);
+    const req = new FastCgiSink(requests, native, conn, id, input, peerOf, packedKeepConn(layouts, at));
     site.serve(unpackParams(packed, layouts, at, req.controller), input, req, req.controller, req);
   }
 

@@ -45,30 +45,41 @@ export interface NativeRequest {
 interface OnConn {
   one: NativeRequest | null;
   more: NativeRequest[] | null;
+  /** The connection serves more requests than one (FastCGI keep-conn): its entry stays between them. */
+  readonly persistent: boolean;
 }
 
 /**
- * Open requests by connection and request id (uwsgi: one request, id 0, per connection). A
- * connection's entry stays when its last request ends (the next request on a persistent
- * connection finds it): a delete and a set a request made the Map rebuild its table every
- * few dozen requests (~150 bytes a request), and an array emptied and filled again got a
- * new backing store each time (V8 drops it at length 0). The entries of connections gone
- * are swept out when the Map has grown to twice what the last sweep left (at least SWEEP_AT).
+ * Open requests by connection and request id (uwsgi: one request, id 0, per connection). The
+ * entry of a persistent connection (FastCGI keep-conn) stays when its last request ends, and
+ * the next request finds it: a delete and a set a request
+ * made the Map rebuild its table every few dozen requests (~150 bytes a request), and an
+ * array emptied and filled again got a new backing store each time (V8 drops it at length
+ * 0). Such entries of connections gone are swept out when the Map has grown to twice what
+ * the last sweep left (at least SWEEP_AT). Any other connection's entry goes with its last
+ * request: with a connection per request (uwsgi, FastCGI without keep-conn), entries kept
+ * for connections gone had a worker's RSS grow by ~30 MiB in 15 s of W1.
  */
 export class OpenRequests {
   readonly #byConn = new Map<number, OnConn>();
   #sweepAt = SWEEP_AT;
 
-  add(req: NativeRequest): void {
+  /** `persistent`: the connection is kept for more requests (FastCGI's FCGI_KEEP_CONN). */
+  add(req: NativeRequest, persistent: boolean): void {
     const onConn = this.#byConn.get(req.conn);
     if (onConn === undefined) {
-      if (this.#byConn.size >= this.#sweepAt) this.#sweep();
-      this.#byConn.set(req.conn, { one: req, more: null });
+      if (persistent && this.#byConn.size >= this.#sweepAt) this.#sweep();
+      this.#byConn.set(req.conn, { one: req, more: null, persistent });
     } else if (onConn.one === null) {
       onConn.one = req;
     } else {
       (onConn.more ??= []).push(req);
     }
+  }
+
+  /** Connections with an entry: those with a request open, and persistent ones not yet swept. */
+  get entries(): number {
+    return this.#byConn.size;
   }
 
   get(conn: number, id: number): NativeRequest | undefined {
@@ -89,6 +100,7 @@ export class OpenRequests {
       const at = onConn.more.indexOf(req);
       if (at >= 0) onConn.more.splice(at, 1);
     }
+    if (!onConn.persistent && onConn.one === null && (onConn.more === null || onConn.more.length === 0)) this.#byConn.delete(req.conn);
   }
 
   #sweep(): void {
@@ -165,8 +177,9 @@ export abstract class NativeSink<Server extends { cut(connId: number): void }> i
     readonly id: number,
     readonly input: TsgiInput,
     readonly peerOf: (conn: number) => string,
+    persistent: boolean,
   ) {
-    requests.add(this);
+    requests.add(this, persistent);
   }
 
   abstract get protocol(): "fastcgi" | "uwsgi";
@@ -261,6 +274,11 @@ export function unpackParams(packed: string, layout: Int32Array, at: number, abo
     pos = valueEnd;
   }
   return params;
+}
+
+/** Whether a packed FastCGI request keeps its connection for more (FCGI_KEEP_CONN). */
+export function packedKeepConn(layout: Int32Array, at: number): boolean {
+  return (layout[at + PACK.FLAGS]! & PACK.KEEP_CONN) !== 0;
 }
 
 /** The role of a packed FastCGI request (unpackParams). */

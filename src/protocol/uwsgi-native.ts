@@ -60,7 +60,7 @@ export function serveUwsgi(site: Site, fd: number, isPipe: boolean): NativeListe
 
   function request(conn: number, contentLength: number, packed: string, layouts: Int32Array, at: number): void {
     const input = contentLength === 0 ? TsgiInput.EMPTY : new TsgiInput(contentLength, { pause: (paused) => native.pause(conn, paused) }, site.maxBody);
-    const req = new UwsgiSink(requests, native, conn, 0, input, peerOf);
+    const req = new UwsgiSink(requests, native, conn, 0, input, peerOf, false);
     site.serve(unpackParams(packed, layouts, at, req.controller), input, req, req.controller, req);
   }
 
