@@ -206,7 +206,12 @@ class Exchange {
   #tell(outcome: RequestOutcome): void {
     if (this.#told) return;
     this.#told = true;
-    this.#done.requestDone(outcome);
+    try {
+      this.#done.requestDone(outcome);
+    } catch (err) {
+      // The server's own code after the request (its access line, its bookkeeping).
+      this.#log.error("the server failed after a request", err);
+    }
   }
 
   /** An abort while the application's promise is pending: the outcome now, the application's work left to settle. */
@@ -214,6 +219,7 @@ class Exchange {
     const called = this.#calling;
     if (called === null) return; // the wait is over (the callback stays in the abort's slot)
     this.#abandoned = true;
+    this.#over = true; // a late legacy write() sends nothing
     this.#leftPending(called);
     try {
       const outcome = this.#aborted();
