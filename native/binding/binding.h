@@ -50,6 +50,10 @@ Napi::Value byte_string(Napi::Env env, const uint8_t* data, size_t size);
 // The bytes of a byte string (one byte per char), into `out` (replaced).
 void read_byte_string(napi_env env, napi_value value, std::string& out);
 
+// The bytes of a typed array (a Buffer), in place: false when `value` is not one. One
+// Node-API call where node-addon-api's Uint8Array makes two (a respond per chunk asks).
+bool typed_bytes(napi_env env, napi_value value, const char*& data, size_t& size);
+
 // An object of named numbers (event kinds, limits, a layout's slots), as the binding exports them.
 Napi::Object number_table(Napi::Env env, std::initializer_list<std::pair<const char*, double>> entries);
 

@@ -26,6 +26,37 @@ void read_byte_string(napi_env env, napi_value value, std::string& out) {
   out.resize(len);
 }
 
+bool typed_bytes(napi_env env, napi_value value, const char*& data, size_t& size) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return false;
+  napi_typedarray_type type = napi_uint8_array;
+  size_t length = 0;
+  void* bytes = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, &length, &bytes, nullptr, nullptr) != napi_ok) return false;
+  size_t element = 1;
+  switch (type) {
+    case napi_int16_array:
+    case napi_uint16_array:
+      element = 2;
+      break;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      element = 4;
+      break;
+    case napi_float64_array:
+    case napi_bigint64_array:
+    case napi_biguint64_array:
+      element = 8;
+      break;
+    default:
+      break;
+  }
+  data = static_cast<const char*>(bytes);
+  size = length * element;
+  return true;
+}
+
 Napi::Object number_table(Napi::Env env, std::initializer_list<std::pair<const char*, double>> entries) {
   Napi::Object table = Napi::Object::New(env);
   for (const auto& [name, value] : entries) table.Set(name, Napi::Number::New(env, value));

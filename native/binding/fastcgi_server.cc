@@ -220,11 +220,8 @@ class FastCgiServer : public StreamServer<FastCgiServer, FastCgiConn> {
     const char* body = nullptr;
     size_t body_size = 0;
     napi_value keep = nullptr;
-    if (info[3].IsTypedArray()) {
+    if (typed_bytes(env, info[3], body, body_size)) {
       keep = info[3];
-      Napi::Uint8Array bytes = info[3].As<Napi::Uint8Array>();
-      body = reinterpret_cast<const char*>(bytes.Data());
-      body_size = bytes.ByteLength();
     } else if (info[3].IsString()) {
       utf8 = info[3].As<Napi::String>().Utf8Value();
       body = utf8.data();

@@ -83,12 +83,9 @@ class UwsgiServer : public StreamServer<UwsgiServer, UwsgiConn> {
     napi_value keep = nullptr;
     const char* keep_data = nullptr;
     size_t keep_size = 0;
-    if (info[2].IsTypedArray()) {
-      Napi::Uint8Array body = info[2].As<Napi::Uint8Array>();
+    if (typed_bytes(env, info[2], keep_data, keep_size)) {
       keep = info[2];
-      keep_data = reinterpret_cast<const char*>(body.Data());
-      keep_size = body.ByteLength();
-      if (body.ByteLength() > 0) bufs[n++] = uv_buf_init(reinterpret_cast<char*>(body.Data()), static_cast<unsigned>(body.ByteLength()));
+      if (keep_size > 0) bufs[n++] = uv_buf_init(const_cast<char*>(keep_data), static_cast<unsigned>(keep_size));
     } else if (info[2].IsString()) {
       utf8 = info[2].As<Napi::String>().Utf8Value();
       if (!utf8.empty()) bufs[n++] = uv_buf_init(utf8.data(), static_cast<unsigned>(utf8.size()));

@@ -127,6 +127,9 @@ function repeated(name: string, prev: string, value: string): string {
   return name === "HTTP_COOKIE" ? `${prev}; ${value}` : `${prev}, ${value}`;
 }
 
+/** `tsgi.version`: one frozen array for every environ (as WSGI's is a tuple), not an array a request. */
+const VERSION: [1, 0] = Object.freeze([1, 0]) as unknown as [1, 0];
+
 export type EnvironResult = { environ: Environ } | { error: TsgiError; httpStatus: 400 | 404 };
 
 /** Where an environ keeps its request's abort, for the one getter all environs share. */
@@ -242,7 +245,7 @@ export function buildEnviron(source: string[] | Params, ctx: EnvironContext): En
   environ.QUERY_STRING ??= "";
 
   const https = params.HTTPS?.toLowerCase();
-  environ["tsgi.version"] = [1, 0];
+  environ["tsgi.version"] = VERSION;
   environ["tsgi.url_scheme"] =
     https === "on" || https === "1" || params.REQUEST_SCHEME?.toLowerCase() === "https" ? "https" : "http";
   environ["tsgi.input"] = ctx.input;

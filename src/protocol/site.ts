@@ -7,9 +7,9 @@
 import { tsgiError, type TsgiError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { fileWrapper } from "../gateway/body.ts";
-import { buildEnviron, normalizeMount, type Environ, type ErrorStream, type Params } from "../gateway/environ.ts";
-import type { RequestAbort } from "../gateway/abort.ts";
-import type { TsgiInput } from "../gateway/input.ts";
+import { buildEnviron, normalizeMount, type Environ, type EnvironContext, type ErrorStream, type Params } from "../gateway/environ.ts";
+import { RequestAbort } from "../gateway/abort.ts";
+import { TsgiInput } from "../gateway/input.ts";
 import { startRequest, type Application, type RequestDone, type RequestOutcome, type ResponseSink } from "../gateway/request.ts";
 import { ResponseHead } from "../gateway/start-response.ts";
 import { Deadline } from "./connection.ts";
@@ -114,6 +114,7 @@ export class Site {
   readonly #held: HeldRequest[] = [];
   /** What every request's run is given besides its abort (one object for all). */
   readonly #runOptions: { log: Logger; debug: boolean };
+  readonly #environContext: EnvironContext;
   #saturated = false;
 
   constructor(o: SiteOptions) {
@@ -149,6 +150,7 @@ export class Site {
         pending = "";
       },
     };
+    this.#environContext = { mount: this.mount, input: TsgiInput.EMPTY, errors: this.errors, multiprocess: this.multiprocess, abort: NO_ABORT, fileWrapper };
   }
 
   /**
@@ -203,14 +205,14 @@ export class Site {
     const served = new ServedRequest(this, params, input, sink, controller, meta);
     this.inFlight++;
     try {
-      const built = buildEnviron(params, {
-        mount: this.mount,
-        input,
-        errors: this.errors,
-        multiprocess: this.multiprocess,
-        abort: controller,
-        fileWrapper,
-      });
+      // One context for every request of the site, its input and abort set for this one:
+      // buildEnviron reads it now and keeps nothing of it.
+      const ctx = this.#environContext;
+      ctx.input = input;
+      ctx.abort = controller;
+      const built = buildEnviron(params, ctx);
+      ctx.input = TsgiInput.EMPTY;
+      ctx.abort = NO_ABORT;
       let page: BuiltinAnswer | null;
       const environ = "environ" in built ? built.environ : null;
       served.environ = environ;
@@ -313,6 +315,9 @@ export class Site {
     return this.#sendWhole(sink, head, head.plainText(code, reasons[code]!, `${reasons[code]}\n`), method, "error");
   }
 }
+
+/** The abort buildEnviron's context holds between requests (never aborted, never read). */
+const NO_ABORT = new RequestAbort();
 
 /**
  * A request Site.serve started, until its end: its request-timeout (the deadline it is) and
