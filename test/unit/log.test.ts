@@ -34,6 +34,23 @@ describe("access log", () => {
     expect(c.text()).toMatch(/^127\.0\.0\.1 - alice \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET \/hello\?x=1 HTTP\/1\.1" 200 14 1\.250ms\n$/);
   });
 
+  test("the duration has three decimals, as toFixed(3) gives them, from 0 to days, and odd values are still written", async () => {
+    const c = capture();
+    const values = [0, 0.0004, 0.0005, 0.001, 0.0999, 0.9995, 1, 1.25, 9.9999, 10.5, 123.456, 999.9996, 12345.6789, 86_400_000.123, 3.3e9];
+    for (let i = 0; i < 2000; i++) values.push(Math.random() * 10 ** ((i % 7) - 1));
+    for (const ms of values) c.log.access(entry({ durationMs: ms }));
+    c.log.access(entry({ durationMs: Number.NaN }));
+    c.log.access(entry({ durationMs: -1.5 }));
+    c.log.access(entry({ durationMs: 2e21 }));
+    await tick(120);
+    const written = c.text().trimEnd().split("\n").map((line) => / (\S+)ms$/.exec(line)![1]);
+    expect(written).toHaveLength(values.length + 3);
+    // Half-way values may round the last digit the other way (ms × 1000 against exact decimals).
+    values.forEach((ms, i) => expect(Math.abs(Number(written[i]) - Number(ms.toFixed(3))), `${ms}: ${written[i]}`).toBeLessThanOrEqual(0.0010001));
+    values.forEach((ms, i) => expect(written[i]).toMatch(/^\d+\.\d{3}$/));
+    expect(written.slice(-3)).toEqual(["NaN", "-1.500", "2e+21"]);
+  });
+
   test("lines under load are gathered into one write, in order, within about 50 ms", async () => {
     const c = capture();
     c.log.access(entry({ uri: "/first" }));
