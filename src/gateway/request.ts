@@ -166,7 +166,7 @@ class Exchange {
     try {
       try {
         const called = app(this.#environ, this.head.startResponse);
-        let result = called as Body;
+        let result: Body | undefined = called as Body;
         if (isThenable<Body>(called)) {
           // The wait an abort cuts short: then the outcome is told at once (#abandon), and
           // the body the promise brings later is only closed (the finally below).
@@ -176,6 +176,7 @@ class Exchange {
             result = await called;
           } catch (err) {
             if (!this.#abandoned) throw err;
+            result = undefined; // rejected after the abort: no body to close
           } finally {
             this.#calling = null;
           }
@@ -183,7 +184,7 @@ class Exchange {
         if (this.#abandoned) {
           this.#body = result;
         } else {
-          const sent = this.#sendBody(result);
+          const sent = this.#sendBody(result as Body);
           outcome = isThenable<RequestOutcome>(sent) ? await sent : sent;
         }
       } catch (err) {
