@@ -197,9 +197,7 @@ class Exchange {
         if (finished) await finished;
       }
     } catch (err) {
-      this.#log.error("the server failed while finishing a request", err);
-      this.#sink.abort();
-      outcome = { status: this.head.status === null ? 499 : this.head.code, bytes: 0, end: "aborted" };
+      outcome = this.#serverFailed("the server failed while finishing a request", err);
     }
     if (outcome !== undefined) this.#tell(outcome);
   }
@@ -222,23 +220,24 @@ class Exchange {
     this.#abandoned = true;
     this.#over = true; // a late legacy write() sends nothing
     this.#leftPending(called);
+    const failed = (err: unknown) => this.#serverFailed("the server failed while answering an aborted request", err);
+    let outcome: RequestOutcome | Promise<RequestOutcome>;
     try {
-      const outcome = this.#aborted();
-      if (!(outcome instanceof Promise)) return this.#tell(outcome);
-      outcome.then(
-        (o) => this.#tell(o),
-        (err: unknown) => {
-          this.#log.error("the server failed while answering an aborted request", err);
-          this.#sink.abort();
-          this.#tell({ status: 504, bytes: 0, end: "aborted", unfinished: this.#unfinished ?? undefined });
-        },
-      );
+      outcome = this.#aborted();
     } catch (err) {
-      this.#log.error("the server failed while answering an aborted request", err);
-      this.#sink.abort();
-      this.#tell({ status: 499, bytes: 0, end: "aborted", unfinished: this.#unfinished ?? undefined });
+      outcome = failed(err);
     }
+    if (outcome instanceof Promise) outcome.then((o) => this.#tell(o), (err: unknown) => this.#tell(failed(err)));
+    else this.#tell(outcome);
   }
+
+  /** A failure of the server's own code (a sink that threw): logged, the response cut. */
+  #serverFailed(message: string, err: unknown): RequestOutcome {
+    this.#log.error(message, err);
+    this.#sink.abort();
+    return { status: this.head.status === null ? 499 : this.head.code, bytes: 0, end: "aborted", unfinished: this.#unfinished ?? undefined };
+  }
+
 
   /** The body's chunks and the end of the response. */
   #sendBody(result: Body): RequestOutcome | Promise<RequestOutcome> {

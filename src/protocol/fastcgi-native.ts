@@ -7,27 +7,24 @@
 
 import { closeSync } from "node:fs";
 import { TsgiInput } from "../gateway/input.ts";
-import { HeadCache, type ResponseHead } from "../gateway/start-response.ts";
+import { HeadCache } from "../gateway/start-response.ts";
 import { EVENT, binding, checkListener, type NativeFastCgiServer, type ServerEventHandler } from "../native.ts";
 import { coded } from "./connection.ts";
-import { NativeSink, OpenRequests, connectionEvent, packedContentLength, packedKeepConn, packedRole, slice, unpackParams, type NativeListener } from "./native-listener.ts";
+import { NativeSink, type SinkWire, OpenRequests, connectionEvent, packedContentLength, packedKeepConn, packedRole, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
 const FCGI_AUTHORIZER = 2;
 
-/** The last response head made on this protocol's connections (most are the same). */
-const HEADS = new HeadCache();
+/** FastCGI as its sinks write it: the CGI head carries the status in a Status header. */
+const WIRE: SinkWire = { protocol: "fastcgi", headPrefix: "Status: ", heads: new HeadCache() };
 
 /**
  * A FastCGI response: the CGI head (RFC 3875 §6.3: the status in a Status header) goes in the
  * first write; FCGI_END_REQUEST's appStatus is the HTTP status.
  */
 class FastCgiSink extends NativeSink<NativeFastCgiServer> {
-  get protocol(): "fastcgi" {
-    return "fastcgi";
-  }
-  protected serialize(head: ResponseHead): string {
-    return head.serialize("Status: ", HEADS);
+  protected get wire(): SinkWire {
+    return WIRE;
   }
   protected respond(head: string | null, chunk: Uint8Array | null, last: boolean, status: number): boolean {
     return this.native.respond(this.conn, this.id, head, chunk, last, status);

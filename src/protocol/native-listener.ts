@@ -8,7 +8,7 @@ import { RequestAbort } from "../gateway/abort.ts";
 import { absentWhenEmpty, addParam, newParams, type Params } from "../gateway/environ.ts";
 import type { TsgiInput } from "../gateway/input.ts";
 import type { ResponseSink } from "../gateway/request.ts";
-import type { ResponseHead } from "../gateway/start-response.ts";
+import type { HeadCache, ResponseHead } from "../gateway/start-response.ts";
 import { EVENT, binding, codecErrorOf } from "../native.ts";
 import { clientGone, codecErrorLine, headerTimeoutLine, refusedLine } from "./connection.ts";
 import type { RequestMeta, Site } from "./site.ts";
@@ -155,6 +155,15 @@ function wake(req: NativeRequest): void {
   drain?.resolve();
 }
 
+/** A protocol as its NativeSinks write it (one object a protocol, not a request). */
+export interface SinkWire {
+  readonly protocol: "fastcgi" | "uwsgi";
+  /** What the head's first line starts with, before the status: "Status: " (CGI) or "HTTP/1.1 ". */
+  readonly headPrefix: string;
+  /** The last head made on this protocol's connections, given again when the next is the same. */
+  readonly heads: HeadCache;
+}
+
 /**
  * A request on a native connection, from its params to its response's end: the gateway's
  * sink (`respond` writes the head — a byte string, on the first send —, a chunk and the end
@@ -182,14 +191,16 @@ export abstract class NativeSink<Server extends { cut(connId: number): void }> i
     requests.add(this, persistent);
   }
 
-  abstract get protocol(): "fastcgi" | "uwsgi";
+  /** What the protocol's sinks share: its name, its head's first line, the last head it made. */
+  protected abstract get wire(): SinkWire;
+
+  get protocol(): "fastcgi" | "uwsgi" {
+    return this.wire.protocol;
+  }
 
   get peer(): string {
     return this.peerOf(this.conn);
   }
-
-  /** The response head as the protocol sends it (ResponseHead.serialize with the protocol's first line). */
-  protected abstract serialize(head: ResponseHead): string;
   protected abstract respond(head: string | null, chunk: Uint8Array | null, last: boolean, status: number): boolean;
 
   send(head: ResponseHead, chunk: Uint8Array | null, last: boolean): void | Promise<void> {
@@ -197,7 +208,8 @@ export abstract class NativeSink<Server extends { cut(connId: number): void }> i
     let text: string | null = null;
     if (!head.sent) {
       head.sent = true;
-      text = this.serialize(head);
+      const wire = this.wire;
+      text = head.serialize(wire.headPrefix, wire.heads);
     }
     const ok = this.respond(text, chunk, last, last ? head.code || 0 : 0);
     if (last) {

@@ -4,21 +4,18 @@
 // Cross-language contract: the event kinds and `respond`'s arguments, with uwsgi_server.cc.
 
 import { TsgiInput } from "../gateway/input.ts";
-import { HeadCache, type ResponseHead } from "../gateway/start-response.ts";
+import { HeadCache } from "../gateway/start-response.ts";
 import { EVENT, binding, checkListener, type NativeUwsgiServer, type ServerEventHandler } from "../native.ts";
-import { NativeSink, OpenRequests, connectionEvent, slice, unpackParams, type NativeListener } from "./native-listener.ts";
+import { NativeSink, type SinkWire, OpenRequests, connectionEvent, slice, unpackParams, type NativeListener } from "./native-listener.ts";
 import type { Site } from "./site.ts";
 
-/** The last response head made on this protocol's connections (most are the same). */
-const HEADS = new HeadCache();
+/** uwsgi as its sinks write it: the raw HTTP head the front server passes on. */
+const WIRE: SinkWire = { protocol: "uwsgi", headPrefix: "HTTP/1.1 ", heads: new HeadCache() };
 
 /** A uwsgi response: an HTTP response as the front server passes it on, head first. */
 class UwsgiSink extends NativeSink<NativeUwsgiServer> {
-  get protocol(): "uwsgi" {
-    return "uwsgi";
-  }
-  protected serialize(head: ResponseHead): string {
-    return head.serialize("HTTP/1.1 ", HEADS);
+  protected get wire(): SinkWire {
+    return WIRE;
   }
   protected respond(head: string | null, chunk: Uint8Array | null, last: boolean): boolean {
     return this.native.respond(this.conn, head, chunk, last);

@@ -11,6 +11,13 @@ function request(conn: number, id = 1): NativeRequest {
   return { conn, id, input: TsgiInput.EMPTY, controller: new RequestAbort(), ended: false, drain: null, unsentBytes: 0 };
 }
 
+/** A request opened on `conn` and answered. */
+function served(open: OpenRequests, conn: number, persistent: boolean): void {
+  const r = request(conn);
+  open.add(r, persistent);
+  open.close(r);
+}
+
 describe("OpenRequests", () => {
   it("finds a connection's requests by id while they are open, multiplexed ones too, and none once closed", () => {
     const open = new OpenRequests();
@@ -31,28 +38,16 @@ describe("OpenRequests", () => {
 
   it("a connection per request (uwsgi, FastCGI without keep-conn) leaves no entry behind", () => {
     const open = new OpenRequests();
-    for (let conn = 1; conn <= 5000; conn++) {
-      const r = request(conn);
-      open.add(r, false);
-      open.close(r);
-    }
+    for (let conn = 1; conn <= 5000; conn++) served(open, conn, false);
     expect(open.entries).toBe(0);
   });
 
   it("a persistent connection's entry serves its next request; those of persistent connections gone are swept, bounded", () => {
     const open = new OpenRequests();
-    for (let i = 0; i < 1000; i++) {
-      const r = request(i % 64);
-      open.add(r, true);
-      open.close(r);
-    }
+    for (let i = 0; i < 1000; i++) served(open, i % 64, true);
     expect(open.entries).toBe(64);
     // 10,000 persistent connections that closed while idle (no event tells of them).
-    for (let conn = 1000; conn < 11_000; conn++) {
-      const r = request(conn);
-      open.add(r, true);
-      open.close(r);
-    }
+    for (let conn = 1000; conn < 11_000; conn++) served(open, conn, true);
     expect(open.entries).toBeLessThanOrEqual(2048);
   });
 
