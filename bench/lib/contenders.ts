@@ -56,8 +56,13 @@ const prefix = (id: string) => `/c/${id}/`;
 // the backend's flow control rather than nginx's disk.
 const NO_TEMP = "proxy_max_temp_file_size 0; fastcgi_max_temp_file_size 0; uwsgi_max_temp_file_size 0;";
 
+// Node's own flags for tsgi's master and (inherited through fork) its workers, for a look
+// inside a run (`BENCH_TSGI_NODE_ARGS="--trace-gc"`); none by default.
+const TSGI_NODE_ARGS = (process.env.BENCH_TSGI_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+
 function tsgi(ctx: Ctx, listen: string, app = "tsgi-app.mjs"): BackendSpec["args"] {
   return [
+    ...TSGI_NODE_ARGS,
     join(ROOT, "bin", "tsgi.js"),
     "serve",
     join(APPS, app),

@@ -86,4 +86,67 @@ describe("tsgi.input", () => {
     input.feed(Buffer.from("X"));
     await expect(all).rejects.toMatchObject({ code: "TSGI_ERR_APP_BODY_TOO_LARGE" });
   });
+
+  it("steps asked for at once are answered in order, and the loop's end is done for good", async () => {
+    const input = new TsgiInput(6);
+    const it = input[Symbol.asyncIterator]();
+    const steps = [it.next(), it.next(), it.next(), it.next()];
+    input.feed(Buffer.from("ab"));
+    input.feed(Buffer.from("cd"));
+    setTimeout(() => input.feed(Buffer.from("ef")), 5);
+    const got = await Promise.all(steps);
+    expect(got.map((s) => (s.done ? "done" : text(s.value)))).toEqual(["ab", "cd", "ef", "done"]);
+    expect(await it.next()).toEqual({ value: undefined, done: true });
+  });
+
+  it("a loop left early leaves the rest to the next loop; its own iterator is done", async () => {
+    const input = new TsgiInput(6);
+    input.feed(Buffer.from("ab"));
+    input.feed(Buffer.from("cd"));
+    input.feed(Buffer.from("ef"));
+    const it = input[Symbol.asyncIterator]();
+    for await (const chunk of it) {
+      expect(text(chunk)).toBe("ab");
+      break;
+    }
+    expect((await it.next()).done).toBe(true);
+    const rest: string[] = [];
+    for await (const chunk of input) rest.push(text(chunk));
+    expect(rest).toEqual(["cd", "ef"]);
+  });
+
+  it("for await gives the chunks that came, then the body's error, then nothing more", async () => {
+    const input = new TsgiInput(10);
+    const it = input[Symbol.asyncIterator]();
+    const first = it.next();
+    input.feed(Buffer.from("abc"));
+    expect(text((await first).value as Uint8Array)).toBe("abc");
+    const second = it.next();
+    input.fail(new Error("client gone"));
+    await expect(second).rejects.toThrow("client gone");
+    expect((await it.next()).done).toBe(true);
+    // A body cut short by its stream's end: the bytes that came, then TSGI_ERR_APP_BODY_INCOMPLETE.
+    const short = new TsgiInput(10);
+    short.feed(Buffer.from("xyz"));
+    short.finish();
+    const seen: string[] = [];
+    await expect(
+      (async () => {
+        for await (const chunk of short) seen.push(text(chunk));
+      })(),
+    ).rejects.toMatchObject({ code: "TSGI_ERR_APP_BODY_INCOMPLETE" });
+    expect(seen).toEqual(["xyz"]);
+  });
+
+  it("a loop waiting for bytes lets the socket flow even above the high-water mark's pause", async () => {
+    const calls: boolean[] = [];
+    const input = new TsgiInput(null, { pause: (p) => calls.push(p) });
+    const it = input[Symbol.asyncIterator]();
+    for (let i = 0; i < 5; i++) input.feed(Buffer.alloc(64 * 1024));
+    for (let i = 0; i < 5; i++) await it.next();
+    expect(calls).toEqual([true, false]);
+    const waiting = it.next();
+    input.feed(Buffer.from("z"));
+    expect(text((await waiting).value as Uint8Array)).toBe("z");
+  });
 });
