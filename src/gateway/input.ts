@@ -165,25 +165,18 @@ export class TsgiInput implements AsyncIterable<Uint8Array> {
    * a dozen objects; here a chunk already buffered is a resolved promise and its result.
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
-    return new InputIterator(this);
-  }
-
-  /**
-   * The iterator's step: the next chunk, END at the end, or WAIT with nothing buffered yet.
-   * Throws the body's error once the chunks before it are taken.
-   */
-  static pull(input: TsgiInput): Uint8Array | typeof END | typeof WAIT {
-    return input.#pull();
-  }
-
-  /** Calls `wake` once bytes, the end or an error came (the socket flows meanwhile). */
-  static park(input: TsgiInput, wake: () => void): void {
-    input.#resume();
-    input.#waiters.push(wake);
+    return new InputIterator({
+      pull: () => this.#pull(),
+      park: (wake) => {
+        this.#resume();
+        this.#waiters.push(wake);
+      },
+    });
   }
 
   // ---- internals ----
 
+  /** The iterator's step (BodySource.pull). */
   #pull(): Uint8Array | typeof END | typeof WAIT {
     if (this.#chunks.length === 0 && !this.#ended && !this.#error) return WAIT;
     this.#check();
@@ -264,18 +257,29 @@ export class TsgiInput implements AsyncIterable<Uint8Array> {
   }
 }
 
+/** What an InputIterator steps through: its input's chunks. */
+interface BodySource {
+  /**
+   * The next chunk, END at the end, or WAIT with nothing buffered yet; throws the body's
+   * error once the chunks before it are taken.
+   */
+  pull(): Uint8Array | typeof END | typeof WAIT;
+  /** Calls `wake` once bytes, the end or an error came (the socket flows meanwhile). */
+  park(wake: () => void): void;
+}
+
 /**
  * `for await (const chunk of environ["tsgi.input"])`. Steps asked for at once (next() called
  * again before the last settled) are answered in order: each waits behind the one before it.
  * Once the body ended, failed, or the loop left (return()), every step is done.
  */
 class InputIterator implements AsyncIterableIterator<Uint8Array> {
-  readonly #input: TsgiInput;
+  readonly #input: BodySource;
   #finished = false;
   /** The last step not yet settled (null: none), which a step asked for meanwhile follows. */
   #last: Promise<IteratorResult<Uint8Array>> | null = null;
 
-  constructor(input: TsgiInput) {
+  constructor(input: BodySource) {
     this.#input = input;
   }
 
@@ -304,7 +308,7 @@ class InputIterator implements AsyncIterableIterator<Uint8Array> {
     if (this.#finished) return Promise.resolve(done());
     let got: Uint8Array | typeof END | typeof WAIT;
     try {
-      got = TsgiInput.pull(this.#input);
+      got = this.#input.pull();
     } catch (err) {
       this.#finished = true;
       return Promise.reject(err);
@@ -314,13 +318,13 @@ class InputIterator implements AsyncIterableIterator<Uint8Array> {
         const wake = () => {
           let now: Uint8Array | typeof END | typeof WAIT;
           try {
-            now = this.#finished ? END : TsgiInput.pull(this.#input);
+            now = this.#finished ? END : this.#input.pull();
           } catch (err) {
             this.#settled(step);
             this.#finished = true;
             return reject(err);
           }
-          if (now === WAIT) return TsgiInput.park(this.#input, wake);
+          if (now === WAIT) return this.#input.park(wake);
           this.#settled(step);
           if (now === END) {
             this.#finished = true;
@@ -328,7 +332,7 @@ class InputIterator implements AsyncIterableIterator<Uint8Array> {
           }
           resolve({ value: now, done: false });
         };
-        TsgiInput.park(this.#input, wake);
+        this.#input.park(wake);
       });
       this.#last = step;
       return step;

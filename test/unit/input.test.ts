@@ -138,7 +138,7 @@ describe("tsgi.input", () => {
     expect(seen).toEqual(["xyz"]);
   });
 
-  it("a loop waiting for bytes lets the socket flow even above the high-water mark's pause", async () => {
+  it("for await: the socket paused above the high-water mark flows again as the loop takes the chunks; a waiting step gets the next", async () => {
     const calls: boolean[] = [];
     const input = new TsgiInput(null, { pause: (p) => calls.push(p) });
     const it = input[Symbol.asyncIterator]();
