@@ -305,43 +305,48 @@ class InputIterator implements AsyncIterableIterator<Uint8Array> {
 
   /** This step's result, now when it can be told, else a promise settled when it can. */
   #step(): Promise<IteratorResult<Uint8Array>> {
-    if (this.#finished) return Promise.resolve(done());
+    let now: IteratorResult<Uint8Array> | typeof WAIT;
+    try {
+      now = this.#take();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (now !== WAIT) return Promise.resolve(now);
+    const step: Promise<IteratorResult<Uint8Array>> = new Promise((resolve, reject) => {
+      const wake = () => {
+        let later: IteratorResult<Uint8Array> | typeof WAIT;
+        try {
+          later = this.#take();
+        } catch (err) {
+          this.#settled(step);
+          return reject(err);
+        }
+        if (later === WAIT) return this.#input.park(wake);
+        this.#settled(step);
+        resolve(later);
+      };
+      this.#input.park(wake);
+    });
+    this.#last = step;
+    return step;
+  }
+
+  /** The next result, or WAIT; the iterator is done for good at the end and on the body's error (thrown). */
+  #take(): IteratorResult<Uint8Array> | typeof WAIT {
+    if (this.#finished) return done();
     let got: Uint8Array | typeof END | typeof WAIT;
     try {
       got = this.#input.pull();
     } catch (err) {
       this.#finished = true;
-      return Promise.reject(err);
+      throw err;
     }
-    if (got === WAIT) {
-      const step: Promise<IteratorResult<Uint8Array>> = new Promise((resolve, reject) => {
-        const wake = () => {
-          let now: Uint8Array | typeof END | typeof WAIT;
-          try {
-            now = this.#finished ? END : this.#input.pull();
-          } catch (err) {
-            this.#settled(step);
-            this.#finished = true;
-            return reject(err);
-          }
-          if (now === WAIT) return this.#input.park(wake);
-          this.#settled(step);
-          if (now === END) {
-            this.#finished = true;
-            return resolve(done());
-          }
-          resolve({ value: now, done: false });
-        };
-        this.#input.park(wake);
-      });
-      this.#last = step;
-      return step;
-    }
+    if (got === WAIT) return WAIT;
     if (got === END) {
       this.#finished = true;
-      return Promise.resolve(done());
+      return done();
     }
-    return Promise.resolve({ value: got, done: false });
+    return { value: got, done: false };
   }
 
   #settled(step: Promise<IteratorResult<Uint8Array>>): void {

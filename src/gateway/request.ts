@@ -238,7 +238,6 @@ class Exchange {
     return { status: this.head.status === null ? 499 : this.head.code, bytes: 0, end: "aborted", unfinished: this.#unfinished ?? undefined };
   }
 
-
   /** The body's chunks and the end of the response. */
   #sendBody(result: Body): RequestOutcome | Promise<RequestOutcome> {
     this.#body = result;

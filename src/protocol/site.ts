@@ -7,7 +7,7 @@
 import { tsgiError, type TsgiError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { fileWrapper } from "../gateway/body.ts";
-import { buildEnviron, normalizeMount, type Environ, type EnvironContext, type ErrorStream, type Params } from "../gateway/environ.ts";
+import { buildEnviron, normalizeMount, type Environ, type EnvironContext, type EnvironResult, type ErrorStream, type Params } from "../gateway/environ.ts";
 import { RequestAbort } from "../gateway/abort.ts";
 import { TsgiInput } from "../gateway/input.ts";
 import { startRequest, type Application, type RequestDone, type RequestOutcome, type ResponseSink } from "../gateway/request.ts";
@@ -210,9 +210,13 @@ export class Site {
       const ctx = this.#environContext;
       ctx.input = input;
       ctx.abort = controller;
-      const built = buildEnviron(params, ctx);
-      ctx.input = TsgiInput.EMPTY;
-      ctx.abort = NO_ABORT;
+      let built: EnvironResult;
+      try {
+        built = buildEnviron(params, ctx);
+      } finally {
+        ctx.input = TsgiInput.EMPTY;
+        ctx.abort = NO_ABORT;
+      }
       let page: BuiltinAnswer | null;
       const environ = "environ" in built ? built.environ : null;
       served.environ = environ;
